@@ -1,0 +1,98 @@
+// Command sportello is the onboarding portal and messaging gateway for
+// public services: one binary, one embedded SQLite database.
+//
+//	sportello [serve] [--addr :8080] [--data ./data] [--dev]
+//	sportello admin create --email X [--data DIR]
+//	sportello citizen-token [--data DIR] FISCALCODE
+//	sportello seed-demo [--data DIR]
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"sportello/db"
+	"sportello/portal"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:]); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "sportello:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string) error {
+	cmd := "serve"
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "serve":
+		cfg, err := parseServeConfig(args)
+		if err != nil {
+			return err
+		}
+		return serve(ctx, cfg)
+	case "admin":
+		return adminCommand(ctx, args)
+	case "citizen-token":
+		return citizenTokenCommand(args)
+	case "seed-demo":
+		return seedDemoCommand(ctx, args)
+	case "help", "-h", "--help":
+		fmt.Println(usage)
+		return nil
+	}
+	return fmt.Errorf("unknown command %q\n%s", cmd, usage)
+}
+
+const usage = `usage:
+  sportello [serve] [--addr :8080] [--data ./data] [--dev]   start the portal, gateway and delivery workers
+  sportello admin create --email X [--data DIR]               add a platform admin, print a one-time password
+  sportello citizen-token [--data DIR] FISCALCODE             print a 24-hour test citizen token
+  sportello seed-demo [--data DIR]                            create demo services and print their keys as JSON`
+
+func dataFlag(fs *flag.FlagSet) *string {
+	return fs.String("data", env("SPORTELLO_DATA", "./data"), "data directory (SPORTELLO_DATA)")
+}
+
+func openDB(ctx context.Context, dataDir string) (*db.DB, error) {
+	return db.Open(ctx, filepath.Join(dataDir, "sportello.db"))
+}
+
+func adminCommand(ctx context.Context, args []string) error {
+	if len(args) == 0 || args[0] != "create" {
+		return fmt.Errorf("usage: sportello admin create --email X [--data DIR]")
+	}
+	fs := flag.NewFlagSet("admin create", flag.ContinueOnError)
+	email := fs.String("email", "", "email of the new platform admin")
+	data := dataFlag(fs)
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	if *email == "" {
+		return fmt.Errorf("--email is required")
+	}
+	d, err := openDB(ctx, *data)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	pw := portal.NewPassword()
+	if err := portal.CreatePlatformAdmin(ctx, d, *email, pw); err != nil {
+		return err
+	}
+	fmt.Printf("Platform admin %s created.\nOne-time password (shown only now, change it after the first login): %s\n", *email, pw)
+	return nil
+}

@@ -1,0 +1,45 @@
+package i18n
+
+import "testing"
+
+// TestCatalogComplete fails when a string exists in one language and not the
+// other, or a catalog file is malformed.
+func TestCatalogComplete(t *testing.T) {
+	c, err := Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range c.Check() {
+		t.Error(p)
+	}
+	if len(c.msgs["it"]) == 0 {
+		t.Fatal("empty Italian catalog")
+	}
+}
+
+func TestNegotiate(t *testing.T) {
+	cases := map[string]string{
+		"":                        "it",
+		"en-GB,en;q=0.9":          "en",
+		"it-IT,it;q=0.9,en;q=0.8": "it",
+		"de-DE,en;q=0.5":          "en",
+		"fr":                      "it",
+		"en;q=0.2, it;q=0.9":      "it",
+		"EN-us":                   "en",
+	}
+	for in, want := range cases {
+		if got := Negotiate(in); got != want {
+			t.Errorf("Negotiate(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestTFallback(t *testing.T) {
+	c := &Catalog{msgs: map[string]map[string]string{"it": {"a": "ciao %s"}, "en": {}}}
+	if got := c.T("en", "a", "x"); got != "ciao x" {
+		t.Errorf("fallback to Italian: got %q", got)
+	}
+	if got := c.T("en", "missing"); got != "missing" {
+		t.Errorf("missing key: got %q", got)
+	}
+}
