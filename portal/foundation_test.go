@@ -320,3 +320,19 @@ func TestEnglishAvailable(t *testing.T) {
 		t.Fatalf("open redirect to %q", r.Location)
 	}
 }
+
+func TestOnePersonSeveralInstitutions(t *testing.T) {
+	e := newTestEnv(t)
+	c, inst1 := e.registerInst(1, "a@comune.example.it")
+	// Signed in, the person registers a second institution without retyping who they are.
+	r := c.post("/register", url.Values{"inst_name": {"Unione dei Comuni"}, "inst_fiscal_code": {orgCode(9)}, "inst_pec": {"unione@pec.example.it"}})
+	if r.Status != http.StatusSeeOther {
+		t.Fatalf("second registration: %d %s", r.Status, snippet(r.Body))
+	}
+	home := c.get("/")
+	if home.Status != http.StatusOK {
+		t.Fatalf("home with two institutions: %d", home.Status)
+	}
+	mustContain(t, home, "I tuoi enti", "Comune di Prova 1", "Unione dei Comuni")
+	mustContain(t, c.get(fmt.Sprintf("/i/%d/", inst1)), "Cambia ente")
+}

@@ -1,0 +1,137 @@
+package main
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"sportello/db"
+)
+
+func TestConfigDefaultsAndValidation(t *testing.T) {
+	t.Setenv("SPORTELLO_ADDR", "")
+	c, err := parseServeConfig(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Addr != ":8080" || c.DataDir != "./data" || c.BaseURL != "http://localhost:8080" || c.AdminEmail != "admin@localhost" {
+		t.Fatalf("defaults: %+v", c)
+	}
+	for _, bad := range [][]string{{"--addr", "8080"}, {"extra"}} {
+		if _, err := parseServeConfig(bad); err == nil {
+			t.Errorf("%v accepted", bad)
+		}
+	}
+	t.Setenv("SPORTELLO_BASE_URL", "ftp://x")
+	if _, err := parseServeConfig(nil); err == nil {
+		t.Error("ftp base URL accepted")
+	}
+	t.Setenv("SPORTELLO_BASE_URL", "")
+	t.Setenv("SPORTELLO_ADDR", "127.0.0.1:9999")
+	if c, _ := parseServeConfig([]string{"--addr", "127.0.0.1:7777"}); c.Addr != "127.0.0.1:7777" {
+		t.Errorf("flag must win over env: %s", c.Addr)
+	}
+}
+
+func TestKeysAreGeneratedOncePrivately(t *testing.T) {
+	dir := t.TempDir()
+	k1, err := loadKeys(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(filepath.Join(dir, keysFile))
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("keys file mode %v (%v)", st.Mode().Perm(), err)
+	}
+	k2, _ := loadKeys(dir)
+	if string(k1.SessionHash) != string(k2.SessionHash) || string(k1.Signing) != string(k2.Signing) || len(k1.SessionBlock) != 32 {
+		t.Fatal("keys changed between starts")
+	}
+	t.Setenv("SPORTELLO_SIGNING_KEY", "zz")
+	if _, err := loadKeys(dir); err == nil {
+		t.Fatal("bad SPORTELLO_SIGNING_KEY accepted")
+	}
+}
+
+func TestFirstAdminIsCreatedOnlyOnce(t *testing.T) {
+	ctx := context.Background()
+	d, err := db.Open(ctx, filepath.Join(t.TempDir(), "s.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	cfg := &Config{AdminEmail: "admin@localhost"}
+	pw, err := ensureFirstAdmin(ctx, cfg, d)
+	if err != nil || len(pw) < 16 {
+		t.Fatalf("first start: %q %v", pw, err)
+	}
+	if pw2, err := ensureFirstAdmin(ctx, cfg, d); err != nil || pw2 != "" {
+		t.Fatalf("second start created another admin: %q %v", pw2, err)
+	}
+	var n int
+	_ = d.R.Get(&n, `SELECT count(*) FROM users WHERE is_platform_admin = 1`)
+	if n != 1 {
+		t.Fatalf("%d admins", n)
+	}
+	var hash string
+	_ = d.R.Get(&hash, `SELECT password_hash FROM users`)
+	if hash == pw || len(hash) < 60 {
+		t.Fatal("password not hashed")
+	}
+}
+
+// TestServeStartsAndStopsCleanly runs the real serve loop, waits for it to
+// answer, then cancels (as SIGTERM does) and expects a clean return; a
+// second start applies no migration again.
+func TestServeStartsAndStopsCleanly(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	dir := t.TempDir()
+	for round := 0; round < 2; round++ {
+		cfg, err := parseServeConfig([]string{"--addr", addr, "--data", dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- serve(ctx, cfg) }()
+		var ok bool
+		for i := 0; i < 100 && !ok; i++ {
+			if res, err := http.Get("http://" + addr + "/healthz"); err == nil {
+				res.Body.Close()
+				ok = res.StatusCode == 200
+			} else {
+				time.Sleep(50 * time.Millisecond)
+			}
+		}
+		if !ok {
+			t.Fatal("server did not answer /healthz")
+		}
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("serve returned %v", err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("serve did not stop")
+		}
+	}
+	d, err := db.Open(context.Background(), filepath.Join(dir, "sportello.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	applied, err := d.AppliedMigrations(context.Background())
+	if err != nil || len(applied) == 0 {
+		t.Fatalf("migrations: %v %v", applied, err)
+	}
+}
