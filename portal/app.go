@@ -18,6 +18,7 @@ import (
 
 	"sportello/db"
 	"sportello/gateway/clientip"
+	"sportello/messaging/channels"
 	"sportello/policies"
 	"sportello/templates/i18n"
 )
@@ -37,6 +38,10 @@ type Deps struct {
 	Now                             func() time.Time
 	// PasswordCost tunes argon2id; zero means the production default.
 	PasswordCost PasswordCost
+	// Mailer sends invitation links by e-mail when an SMTP server is
+	// configured; without one the inviter copies the link from the page
+	// (it is never stored in clear, not even in a mail queue).
+	Mailer channels.Mailer
 	// Hooks lets other parts of Sportello (the gateway) react to portal
 	// changes; nil fields are skipped.
 	Hooks Hooks

@@ -66,7 +66,7 @@ func (a *App) renderMembers(w http.ResponseWriter, r *http.Request, status int, 
 		f.Values.Set("role", "operator")
 	}
 	a.render(w, r, status, "members", &Page{Title: a.T(r, "members.title"), Section: "members", Form: f, Data: map[string]any{
-		"Members": members, "Invitations": invites, "NewLink": newLink,
+		"Members": members, "Invitations": invites, "NewLink": newLink, "Mailed": a.Mailer != nil,
 	}})
 }
 
@@ -116,6 +116,9 @@ func (a *App) invite(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	link := strings.TrimRight(a.BaseURL, "/") + "/invite/" + tok
+	if a.Mailer != nil {
+		a.mailInvitation(r, email, link, role)
+	}
 	a.renderMembers(w, r, http.StatusOK, emptyForm(), link)
 }
 
