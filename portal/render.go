@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"sportello/portal/servicecard"
 	"sportello/static"
 	"sportello/templates"
 	"sportello/templates/i18n"
@@ -129,6 +130,7 @@ func (r *renderer) funcs(lang string) template.FuncMap {
 		"join":       strings.Join,
 		"lower":      strings.ToLower,
 		"field":      fieldFunc(r.catalog, lang),
+		"markdown":   servicecard.RenderMarkdown,
 		"partial":    func(string, any) (template.HTML, error) { return "", nil }, // replaced per page
 
 	}

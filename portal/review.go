@@ -1,0 +1,321 @@
+package portal
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gorilla/mux"
+	"github.com/jmoiron/sqlx"
+
+	"sportello/db"
+	"sportello/portal/servicecard"
+)
+
+func init() {
+	featureRoutes = append(featureRoutes, func(a *App, root, inst *mux.Router) {
+		root.Handle("/admin/reviews", a.platform("admin", "read", a.reviewQueue)).Methods("GET")
+		root.Handle("/admin/reviews/{sid}", a.platform("admin", "read", a.reviewPage)).Methods("GET")
+		root.Handle("/admin/reviews/{sid}/approve", a.platform("admin", "review", a.approveService)).Methods("POST")
+		root.Handle("/admin/reviews/{sid}/reject", a.platform("admin", "review", a.rejectService)).Methods("POST")
+		root.Handle("/admin/services", a.platform("admin", "read", a.adminServices)).Methods("GET")
+		root.Handle("/admin/services/{sid}/suspend", a.platform("admin", "suspend", a.suspendService(true))).Methods("POST")
+		root.Handle("/admin/services/{sid}/reactivate", a.platform("admin", "suspend", a.suspendService(false))).Methods("POST")
+		root.Handle("/admin/services/{sid}/limits", a.platform("admin", "limits", a.setLimits)).Methods("POST")
+	})
+	adminSections = append(adminSections, func(a *App, r *http.Request) (string, any, error) {
+		q, err := a.queue(r)
+		return "admin_queue", q, err
+	})
+}
+
+type queueRow struct {
+	PublicID    string    `db:"public_id"`
+	Name        string    `db:"name"`
+	Institution string    `db:"institution"`
+	VersionNo   int       `db:"version_no"`
+	SubmittedAt time.Time `db:"submitted_at"`
+	FirstTime   bool      `db:"first_time"`
+	Waited      string    `db:"-"`
+}
+
+// queue lists submitted versions, oldest first, with how long each waited.
+func (a *App) queue(r *http.Request) ([]queueRow, error) {
+	var rows []queueRow
+	err := a.DB.R.SelectContext(r.Context(), &rows, `SELECT s.public_id, json_extract(v.card, '$.name') AS name, i.name AS institution,
+		v.version_no, v.submitted_at, s.live_version_id IS NULL AS first_time
+		FROM service_versions v JOIN services s ON s.id = v.service_id JOIN institutions i ON i.id = s.institution_id
+		WHERE v.state = 'submitted' AND s.deleted_at IS NULL ORDER BY v.submitted_at`)
+	now := a.now()
+	for i := range rows {
+		rows[i].Waited = a.waited(r, now.Sub(rows[i].SubmittedAt))
+	}
+	return rows, err
+}
+
+func (a *App) waited(r *http.Request, d time.Duration) string {
+	switch {
+	case d < time.Hour:
+		return a.T(r, "review.waited.minutes", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return a.T(r, "review.waited.hours", int(d.Hours()))
+	}
+	return a.T(r, "review.waited.days", int(d.Hours()/24))
+}
+
+func (a *App) reviewQueue(w http.ResponseWriter, r *http.Request) {
+	rows, err := a.queue(r)
+	if err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	a.render(w, r, http.StatusOK, "review_queue", &Page{Title: a.T(r, "review.queue.title"), Section: "reviews", Platform: true, Data: rows})
+}
+
+// anyService loads a service of any institution (platform admins only).
+func (a *App) anyService(w http.ResponseWriter, r *http.Request) (*serviceCtx, *Institution, bool) {
+	var s Service
+	err := a.DB.R.GetContext(r.Context(), &s, `SELECT `+serviceColumns+` FROM services WHERE public_id = ? AND deleted_at IS NULL`, mux.Vars(r)["sid"])
+	if err == nil {
+		var sc *serviceCtx
+		if sc, err = a.withVersions(r.Context(), a.DB.R, &s); err == nil {
+			var inst *Institution
+			if inst, err = a.institutionByID(r.Context(), s.InstitutionID); err == nil {
+				return sc, inst, true
+			}
+		}
+	}
+	if errors.Is(db.NotFound(err), db.ErrNotFound) {
+		a.notFound(w, r)
+	} else {
+		a.serverError(w, r, err)
+	}
+	return nil, nil, false
+}
+
+// diffRow is one card field, in force and proposed.
+type diffRow struct {
+	Field, Old, New string
+	Changed         bool
+}
+
+func (a *App) reviewPage(w http.ResponseWriter, r *http.Request) {
+	a.renderReview(w, r, http.StatusOK, emptyForm())
+}
+
+func (a *App) renderReview(w http.ResponseWriter, r *http.Request, status int, f *Form) {
+	sc, inst, ok := a.anyService(w, r)
+	if !ok {
+		return
+	}
+	sv, err := a.serviceView(r, sc)
+	if err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	cur := sc.Current()
+	var diff []diffRow
+	for _, field := range servicecard.Fields {
+		row := diffRow{Field: field, New: cur.Card.Value(field)}
+		if sc.Live != nil {
+			row.Old = sc.Live.Card.Value(field)
+		}
+		row.Changed = sc.Live != nil && row.Old != row.New
+		diff = append(diff, row)
+	}
+	var others []Service
+	if err := a.DB.R.SelectContext(r.Context(), &others, `SELECT `+serviceColumns+` FROM services WHERE institution_id = ? AND id <> ? AND deleted_at IS NULL ORDER BY name`,
+		inst.ID, sc.Service.ID); err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	var items []checklistItemView
+	for _, def := range servicecard.Items {
+		items = append(items, checklistItemView{Def: def, State: cur.Checklist.Get(def.ID)})
+	}
+	a.render(w, r, status, "review", &Page{Title: a.T(r, "review.title", sc.Service.Name), Section: "reviews", Platform: true, Form: f,
+		Data: map[string]any{"S": sv, "Inst": inst, "Diff": diff, "Others": others, "Items": items,
+			"Description": servicecard.RenderMarkdown(cur.Card.Description)}})
+}
+
+// approveService puts the submitted version in force.
+func (a *App) approveService(w http.ResponseWriter, r *http.Request) {
+	ctx, v := r.Context(), viewerOf(r)
+	sc, _, ok := a.anyService(w, r)
+	if !ok {
+		return
+	}
+	if sc.Working == nil || sc.Working.State != "submitted" {
+		a.flash(w, r, "error", "review.not_submitted")
+		http.Redirect(w, r, "/admin/reviews", http.StatusSeeOther)
+		return
+	}
+	ver := sc.Working
+	err := a.writeTx(ctx, func(tx *sqlx.Tx) error {
+		now := a.now()
+		res, err := tx.ExecContext(ctx, `UPDATE service_versions SET state = 'approved', decided_at = ?, decided_by = ?, decision_reason = ''
+			WHERE id = ? AND state = 'submitted'`, now, v.User.ID, ver.ID)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return errSubmitted // withdrawn meanwhile
+		}
+		if sc.Live != nil {
+			if _, err := tx.ExecContext(ctx, `UPDATE service_versions SET state = 'superseded' WHERE id = ?`, sc.Live.ID); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE services SET live_version_id = ?, working_version_id = NULL, name = ?,
+			max_payment_cents = ?, require_secure_channels = ? WHERE id = ?`,
+			ver.ID, ver.Card.Name, ver.Card.MaxPaymentCents, ver.Card.RequireSecureChannels, sc.Service.ID); err != nil {
+			return err
+		}
+		return a.serviceEvent(ctx, tx, r, sc.Service, &ver.ID, "approve", "")
+	})
+	if errors.Is(err, errSubmitted) {
+		a.flash(w, r, "error", "review.not_submitted")
+		http.Redirect(w, r, "/admin/reviews", http.StatusSeeOther)
+		return
+	} else if err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	a.serviceChanged(sc.Service.ID)
+	a.flash(w, r, "success", "review.approved", ver.Card.Name)
+	http.Redirect(w, r, "/admin/reviews", http.StatusSeeOther)
+}
+
+// rejectService sends the version back with a reason the institution sees.
+func (a *App) rejectService(w http.ResponseWriter, r *http.Request) {
+	ctx, v := r.Context(), viewerOf(r)
+	f := newForm(r)
+	reason := f.Get("reason")
+	if n := utf8.RuneCountInString(reason); n < 10 {
+		f.Fail("reason", a.T(r, "review.reason.required"))
+	} else if n > 2000 {
+		f.Fail("reason", a.T(r, "card.err.too_long", 2000))
+	}
+	if !f.Valid() {
+		a.renderReview(w, r, http.StatusUnprocessableEntity, f)
+		return
+	}
+	sc, _, ok := a.anyService(w, r)
+	if !ok {
+		return
+	}
+	if sc.Working == nil || sc.Working.State != "submitted" {
+		a.flash(w, r, "error", "review.not_submitted")
+		http.Redirect(w, r, "/admin/reviews", http.StatusSeeOther)
+		return
+	}
+	ver := sc.Working
+	err := a.writeTx(ctx, func(tx *sqlx.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE service_versions SET state = 'rejected', decided_at = ?, decided_by = ?, decision_reason = ?
+			WHERE id = ? AND state = 'submitted'`, a.now(), v.User.ID, reason, ver.ID)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return errSubmitted
+		}
+		return a.serviceEvent(ctx, tx, r, sc.Service, &ver.ID, "reject", reason)
+	})
+	if err != nil && !errors.Is(err, errSubmitted) {
+		a.serverError(w, r, err)
+		return
+	}
+	a.flash(w, r, "success", "review.rejected", ver.Card.Name)
+	http.Redirect(w, r, "/admin/reviews", http.StatusSeeOther)
+}
+
+type adminServiceRow struct {
+	Service
+	Institution string `db:"institution"`
+	State       string `db:"-"`
+}
+
+func (a *App) adminServices(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query().Get("q")
+	var rows []adminServiceRow
+	err := a.DB.R.SelectContext(r.Context(), &rows, `SELECT s.id, s.public_id, s.institution_id, s.name, s.live_version_id, s.working_version_id,
+		s.authorized_recipients, s.authorized_cidrs, s.max_payment_cents, s.require_secure_channels, s.is_visible, s.rate_limit_requests,
+		s.rate_limit_window_s, s.suspended_at, s.deleted_at, s.created_at, i.name AS institution
+		FROM services s JOIN institutions i ON i.id = s.institution_id
+		WHERE s.deleted_at IS NULL AND (? = '' OR s.name LIKE '%' || ? || '%' OR i.name LIKE '%' || ? || '%' OR s.public_id = ?)
+		ORDER BY i.name COLLATE NOCASE, s.name COLLATE NOCASE LIMIT 500`, q, q, q, q)
+	if err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	for i := range rows {
+		sc, err := a.withVersions(r.Context(), a.DB.R, &rows[i].Service)
+		if err != nil {
+			a.serverError(w, r, err)
+			return
+		}
+		rows[i].State = sc.State()
+	}
+	a.render(w, r, http.StatusOK, "admin_services", &Page{Title: a.T(r, "admin.services.title"), Section: "admin_services", Platform: true,
+		Data: map[string]any{"Services": rows, "Q": q}})
+}
+
+func (a *App) suspendService(suspend bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		sc, _, ok := a.anyService(w, r)
+		if !ok {
+			return
+		}
+		kind, key := "reactivate", "admin.service.reactivated"
+		var at any
+		if suspend {
+			kind, key, at = "suspend", "admin.service.suspended", a.now()
+		}
+		err := a.writeTx(ctx, func(tx *sqlx.Tx) error {
+			if _, err := tx.ExecContext(ctx, `UPDATE services SET suspended_at = ? WHERE id = ?`, at, sc.Service.ID); err != nil {
+				return err
+			}
+			return a.serviceEvent(ctx, tx, r, sc.Service, nil, kind, r.FormValue("reason"))
+		})
+		if err != nil {
+			a.serverError(w, r, err)
+			return
+		}
+		a.serviceChanged(sc.Service.ID)
+		a.flash(w, r, "success", key, sc.Service.Name)
+		http.Redirect(w, r, "/admin/services", http.StatusSeeOther)
+	}
+}
+
+// setLimits changes a service's live rate limit (requests per window).
+func (a *App) setLimits(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	sc, _, ok := a.anyService(w, r)
+	if !ok {
+		return
+	}
+	n, err1 := strconv.Atoi(r.FormValue("requests"))
+	win, err2 := strconv.Atoi(r.FormValue("window"))
+	if err1 != nil || err2 != nil || n < 1 || n > 100000 || win < 1 || win > 3600 {
+		a.flash(w, r, "error", "admin.limits.invalid")
+		http.Redirect(w, r, "/admin/services", http.StatusSeeOther)
+		return
+	}
+	err := a.writeTx(ctx, func(tx *sqlx.Tx) error {
+		if _, err := tx.ExecContext(ctx, `UPDATE services SET rate_limit_requests = ?, rate_limit_window_s = ? WHERE id = ?`, n, win, sc.Service.ID); err != nil {
+			return err
+		}
+		return a.serviceEvent(ctx, tx, r, sc.Service, nil, "limits", fmt.Sprintf("%d/%ds", n, win))
+	})
+	if err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	a.serviceChanged(sc.Service.ID)
+	a.flash(w, r, "success", "admin.limits.saved", sc.Service.Name, n, win)
+	http.Redirect(w, r, "/admin/services", http.StatusSeeOther)
+}

@@ -1,0 +1,275 @@
+package portal
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// createService creates a service through the portal and returns its public id.
+func (e *testEnv) createService(c *client, inst int64, name string) string {
+	e.t.Helper()
+	r := c.post(fmt.Sprintf("/i/%d/services", inst), url.Values{"name": {name}, "scope": {"LOCAL"}})
+	if r.Status != http.StatusSeeOther || !strings.HasSuffix(r.Location, "/keys") {
+		e.t.Fatalf("create service: %d %q %s", r.Status, r.Location, snippet(r.Body))
+	}
+	parts := strings.Split(r.Location, "/")
+	return parts[len(parts)-2]
+}
+
+func validCard(name string) url.Values {
+	return url.Values{
+		"name": {name}, "department_name": {"Ufficio Tributi"}, "scope": {"LOCAL"}, "topic": {"taxes"},
+		"description": {"Avvisi e scadenze della **tassa rifiuti**: ricevi l'avviso di pagamento e le scadenze."},
+		"privacy_url": {"https://www.comune.example.it/privacy"}, "email": {"tributi@comune.example.it"},
+		"max_payment": {"1.500,00"}, "recipients": {"RSSMRA85T10A562S"},
+	}
+}
+
+var checklistAnswers = map[string]url.Values{
+	"legal_basis":     {"state": {"done"}, "f_basis": {"public_task"}, "f_mandate": {"D.Lgs. 82/2005, art. 64-bis"}},
+	"data_categories": {"state": {"done"}, "f_categories": {"identity", "payment"}},
+	"privacy_notice":  {"state": {"done"}, "evidence": {"https://www.comune.example.it/privacy"}},
+	"controller_dpo":  {"state": {"done"}, "f_controller": {"Comune di Prova"}, "f_dpo_contact": {"rpd@comune.example.it"}},
+	"retention":       {"state": {"done"}, "f_period": {"fino alla consegna, massimo 30 giorni"}},
+	"minimisation":    {"state": {"na"}, "justification": {"i messaggi non contengono dati oltre all'importo"}},
+	"dpia":            {"state": {"done"}, "f_outcome": {"not_required"}, "justification": {"trattamento non su larga scala"}},
+	"staff":           {"state": {"done"}},
+	"dpa_terms":       {"state": {"done"}, "f_accepted": {"yes"}},
+}
+
+func (e *testEnv) completeChecklist(c *client, inst int64, sid string) {
+	e.t.Helper()
+	for id, v := range checklistAnswers {
+		r := c.post(fmt.Sprintf("/i/%d/services/%s/checklist/%s", inst, sid, id), v)
+		if r.Status != http.StatusSeeOther {
+			e.t.Fatalf("checklist %s: %d %s", id, r.Status, snippet(r.Body))
+		}
+	}
+}
+
+func (e *testEnv) versionStates(sid string) string {
+	e.t.Helper()
+	var s string
+	if err := e.DB.R.Get(&s, `SELECT group_concat(version_no || ':' || state, ' ') FROM (SELECT v.version_no, v.state FROM service_versions v
+		JOIN services s ON s.id = v.service_id WHERE s.public_id = ? ORDER BY v.version_no)`, sid); err != nil {
+		e.t.Fatal(err)
+	}
+	return s
+}
+
+func TestServiceLifecycle(t *testing.T) {
+	e := newTestEnv(t)
+	var changed []int64
+	var mu sync.Mutex
+	e.App.Hooks.ServiceChanged = func(id int64) { mu.Lock(); changed = append(changed, id); mu.Unlock() }
+	admin, inst := e.registerInst(1, "a@comune.example.it")
+	sid := e.createService(admin, inst, "TARI")
+	if n := e.count(`SELECT count(*) FROM api_keys k JOIN services s ON s.id = k.service_id WHERE s.public_id = ? AND k.mode = 'test' AND k.revoked_at IS NULL`, sid); n != 2 {
+		t.Fatalf("%d test keys after creation, want 2", n)
+	}
+	base := fmt.Sprintf("/i/%d/services/%s", inst, sid)
+
+	// A mistake in the card: shown next to the field, nothing stored.
+	bad := validCard("TARI")
+	bad.Set("privacy_url", "www.comune.example.it/privacy")
+	bad.Set("recipients", "RSSMRA85T10A562X")
+	r := admin.post(base+"/card", bad)
+	if r.Status != http.StatusUnprocessableEntity {
+		t.Fatalf("bad card: %d", r.Status)
+	}
+	mustContain(t, r, `id="f-privacy_url-error"`, "inizia con http:// o https://", "RSSMRA85T10A562X")
+	if strings.Contains(e.versionCard(sid), "privacy") {
+		t.Fatal("invalid card was stored")
+	}
+
+	// Submitting an incomplete service is refused with the list of what is missing.
+	r = admin.post(base+"/submit", nil)
+	if r.Status != http.StatusUnprocessableEntity {
+		t.Fatalf("incomplete submit: %d", r.Status)
+	}
+	mustContain(t, r, "non può ancora essere inviato", "manca la descrizione", "Base giuridica del trattamento")
+
+	r = admin.post(base+"/card", validCard("TARI"))
+	mustContain(t, admin.follow(r), "Scheda salvata.")
+	var recipients string
+	_ = e.DB.R.Get(&recipients, `SELECT authorized_recipients FROM services WHERE public_id = ?`, sid)
+	if recipients != `["RSSMRA85T10A562S"]` {
+		t.Fatalf("recipients %s", recipients)
+	}
+	e.completeChecklist(admin, inst, sid)
+	mustContain(t, admin.get(base), "Checklist privacy completa", "Scheda completa")
+
+	// An operator may submit.
+	operator := e.inviteAndJoin(admin, inst, "op@comune.example.it", "operator")
+	r = operator.post(base+"/submit", nil)
+	mustContain(t, operator.follow(r), "Servizio inviato in revisione")
+	if got := e.versionStates(sid); got != "1:submitted" {
+		t.Fatalf("states %s", got)
+	}
+	// Under review, the card cannot change.
+	if r := admin.post(base+"/card", validCard("TARI 2")); r.Status != http.StatusUnprocessableEntity {
+		t.Fatalf("edit under review: %d", r.Status)
+	}
+
+	pa := e.platformAdmin("root@sportello.example.it")
+	mustContain(t, pa.get("/admin/reviews"), "TARI", "Comune di Prova 1", "Prima approvazione")
+	r = pa.post("/admin/reviews/"+sid+"/reject", url.Values{"reason": {"corto"}})
+	if r.Status != http.StatusUnprocessableEntity {
+		t.Fatalf("reject without reason: %d", r.Status)
+	}
+	mustContain(t, r, "Scrivi il motivo del rifiuto")
+	reason := "Manca il numero di telefono dell'ufficio"
+	r = pa.post("/admin/reviews/"+sid+"/reject", url.Values{"reason": {reason}})
+	mustContain(t, pa.follow(r), "è stato respinto")
+	page := admin.get(base)
+	mustContain(t, page, "Richiesta respinta", reason)
+
+	// Fix and resubmit, then approve.
+	fixed := validCard("TARI")
+	fixed.Set("phone", "051 123456")
+	admin.post(base+"/card", fixed)
+	admin.post(base+"/submit", nil)
+	r = pa.post("/admin/reviews/"+sid+"/approve", nil)
+	mustContain(t, pa.follow(r), "è stato approvato")
+	if got := e.versionStates(sid); got != "1:approved" {
+		t.Fatalf("states after approval %s", got)
+	}
+	var maxPay int64
+	_ = e.DB.R.Get(&maxPay, `SELECT max_payment_cents FROM services WHERE public_id = ? AND live_version_id IS NOT NULL`, sid)
+	if maxPay != 150000 {
+		t.Fatalf("max payment %d", maxPay)
+	}
+	mustContain(t, e.newClient().get("/services"), "TARI", "tassa rifiuti")
+
+	// Editing the approved service opens version 2; version 1 stays in force.
+	edit := validCard("TARI - Tassa rifiuti")
+	edit.Set("phone", "051 123456")
+	edit.Set("max_payment", "3.000")
+	admin.post(base+"/card", edit)
+	if got := e.versionStates(sid); got != "1:approved 2:draft" {
+		t.Fatalf("states after edit %s", got)
+	}
+	_ = e.DB.R.Get(&maxPay, `SELECT max_payment_cents FROM services WHERE public_id = ?`, sid)
+	if maxPay != 150000 {
+		t.Fatal("a draft changed the payment cap in force")
+	}
+	pub := e.newClient().get("/services")
+	if strings.Contains(pub.Body, "TARI - Tassa rifiuti") {
+		t.Fatal("public page shows the unapproved version")
+	}
+	admin.post(base+"/submit", nil)
+	review := pa.get("/admin/reviews/" + sid)
+	mustContain(t, review, "Modifiche rispetto alla versione in vigore", "TARI - Tassa rifiuti", "3.000,00", "modificato")
+	pa.post("/admin/reviews/"+sid+"/approve", nil)
+	if got := e.versionStates(sid); got != "1:superseded 2:approved" {
+		t.Fatalf("states after second approval %s", got)
+	}
+	mustContain(t, e.newClient().get("/services"), "TARI - Tassa rifiuti")
+	mustContain(t, admin.get(base), "Approvato", "Inviato in revisione", "Respinto", reason)
+	if e.count(`SELECT count(*) FROM audit_events WHERE action IN ('service.approve', 'service.reject', 'service.submit', 'service.checklist')`) < 12 {
+		t.Fatal("lifecycle not audited")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(changed) == 0 {
+		t.Fatal("ServiceChanged hook never called")
+	}
+}
+
+func (e *testEnv) versionCard(sid string) string {
+	var s string
+	_ = e.DB.R.Get(&s, `SELECT v.card FROM service_versions v JOIN services s ON s.id = v.service_id WHERE s.public_id = ? ORDER BY v.id DESC LIMIT 1`, sid)
+	return s
+}
+
+func TestWithdrawAndDuplicateName(t *testing.T) {
+	e := newTestEnv(t)
+	admin, inst := e.registerInst(1, "a@comune.example.it")
+	pa := e.platformAdmin("root@sportello.example.it")
+	first := e.createService(admin, inst, "Mensa scolastica")
+	admin.post(fmt.Sprintf("/i/%d/services/%s/card", inst, first), validCard("Mensa scolastica"))
+	e.completeChecklist(admin, inst, first)
+	admin.post(fmt.Sprintf("/i/%d/services/%s/submit", inst, first), nil)
+	r := admin.post(fmt.Sprintf("/i/%d/services/%s/withdraw", inst, first), nil)
+	mustContain(t, admin.follow(r), "Richiesta ritirata")
+	if got := e.versionStates(first); got != "1:draft" {
+		t.Fatalf("after withdraw %s", got)
+	}
+	admin.post(fmt.Sprintf("/i/%d/services/%s/submit", inst, first), nil)
+	pa.post("/admin/reviews/"+first+"/approve", nil)
+
+	second := e.createService(admin, inst, "MENSA SCOLASTICA")
+	admin.post(fmt.Sprintf("/i/%d/services/%s/card", inst, second), validCard("MENSA SCOLASTICA"))
+	e.completeChecklist(admin, inst, second)
+	r = admin.post(fmt.Sprintf("/i/%d/services/%s/submit", inst, second), nil)
+	if r.Status != http.StatusUnprocessableEntity {
+		t.Fatalf("duplicate name submitted: %d", r.Status)
+	}
+	mustContain(t, r, "ha già un servizio in produzione chiamato")
+}
+
+func TestSpecialCategoriesForceSecureChannels(t *testing.T) {
+	e := newTestEnv(t)
+	admin, inst := e.registerInst(1, "a@comune.example.it")
+	sid := e.createService(admin, inst, "Referti")
+	admin.post(fmt.Sprintf("/i/%d/services/%s/checklist/data_categories", inst, sid), url.Values{"state": {"done"}, "f_categories": {"identity", "special"}})
+	var secure bool
+	_ = e.DB.R.Get(&secure, `SELECT require_secure_channels FROM services WHERE public_id = ?`, sid)
+	if !secure || !strings.Contains(e.versionCard(sid), `"require_secure_channels":true`) {
+		t.Fatal("special categories did not force secure channels")
+	}
+	// Saving the card without the box keeps it on.
+	admin.post(fmt.Sprintf("/i/%d/services/%s/card", inst, sid), validCard("Referti"))
+	if !strings.Contains(e.versionCard(sid), `"require_secure_channels":true`) {
+		t.Fatal("card save dropped the forced secure channels")
+	}
+}
+
+func TestServiceRolesAndConsole(t *testing.T) {
+	e := newTestEnv(t)
+	admin, inst := e.registerInst(1, "a@comune.example.it")
+	sid := e.createService(admin, inst, "Servizio")
+	operator := e.inviteAndJoin(admin, inst, "op@comune.example.it", "operator")
+	if r := operator.post(fmt.Sprintf("/i/%d/services/%s/delete", inst, sid), url.Values{"confirm_name": {"Servizio"}}); r.Status != http.StatusForbidden {
+		t.Fatalf("operator deleted a service: %d", r.Status)
+	}
+	for _, p := range []string{"/admin/reviews", "/admin/services", "/admin/reviews/" + sid} {
+		if r := admin.get(p); r.Status != http.StatusForbidden {
+			t.Errorf("institution admin on %s: %d", p, r.Status)
+		}
+	}
+	for _, p := range []string{"/admin/reviews/" + sid + "/approve", "/admin/services/" + sid + "/suspend", "/admin/services/" + sid + "/limits"} {
+		if r := admin.post(p, url.Values{"requests": {"1"}, "window": {"1"}}); r.Status != http.StatusForbidden {
+			t.Errorf("institution admin POST %s: %d", p, r.Status)
+		}
+	}
+	pa := e.platformAdmin("root@sportello.example.it")
+	mustContain(t, pa.get("/admin/services?q=Serv"), "Servizio", sid)
+	r := pa.post("/admin/services/"+sid+"/limits", url.Values{"requests": {"300"}, "window": {"5"}})
+	mustContain(t, pa.follow(r), "300 richieste ogni 5 secondi")
+	r = pa.post("/admin/services/"+sid+"/limits", url.Values{"requests": {"0"}, "window": {"5"}})
+	mustContain(t, pa.follow(r), "Limite non valido")
+	if e.count(`SELECT rate_limit_requests FROM services WHERE public_id = ?`, sid) != 300 {
+		t.Fatal("limit not stored or invalid limit stored")
+	}
+	pa.post("/admin/services/"+sid+"/suspend", nil)
+	if e.count(`SELECT count(*) FROM services WHERE public_id = ? AND suspended_at IS NOT NULL`, sid) != 1 {
+		t.Fatal("not suspended")
+	}
+	mustContain(t, admin.get(fmt.Sprintf("/i/%d/services", inst)), "Sospeso")
+	pa.post("/admin/services/"+sid+"/reactivate", nil)
+	// Deleting needs the name typed; then it is final and revokes the keys.
+	r = admin.post(fmt.Sprintf("/i/%d/services/%s/delete", inst, sid), url.Values{"confirm_name": {"altro"}})
+	mustContain(t, admin.follow(r), "non corrisponde")
+	admin.post(fmt.Sprintf("/i/%d/services/%s/delete", inst, sid), url.Values{"confirm_name": {"Servizio"}})
+	if r := admin.get(fmt.Sprintf("/i/%d/services/%s", inst, sid)); r.Status != http.StatusNotFound {
+		t.Fatalf("deleted service page: %d", r.Status)
+	}
+	if e.count(`SELECT count(*) FROM api_keys WHERE revoked_at IS NULL`) != 0 {
+		t.Fatal("keys of a deleted service still active")
+	}
+}
