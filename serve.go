@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -12,7 +14,13 @@ import (
 	"time"
 
 	"sportello/db"
+	"sportello/gateway"
 	"sportello/gateway/clientip"
+	"sportello/gateway/demo"
+	"sportello/messaging/channels"
+	"sportello/messaging/citizen"
+	"sportello/messaging/delivery"
+	"sportello/messaging/fiscalcode"
 	"sportello/policies"
 	"sportello/portal"
 	"sportello/templates/i18n"
@@ -62,17 +70,55 @@ func build(ctx context.Context, cfg *Config) (*app, error) {
 		return nil, err
 	}
 	resolver := clientip.Resolver{Trusted: cfg.TrustedProxies}
-	hooks := portal.Hooks{}
+	fail := func(err error) (*app, error) {
+		_ = a.close(context.Background())
+		return nil, err
+	}
+
+	gw, err := gateway.New(gateway.Config{DB: d, Resolver: resolver, Logger: log, Catalog: catalog})
+	if err != nil {
+		return fail(err)
+	}
+	a.closers = append(a.closers, gw.Close)
+
+	dl, err := delivery.New(delivery.Config{
+		DB: d, Logger: log, Catalog: catalog, SMTPURL: cfg.SMTPURL, BaseURL: cfg.BaseURL,
+		PushURL: cfg.PushURL, PushSecret: keys.Signing, Retention: cfg.Retention,
+	})
+	if err != nil {
+		return fail(err)
+	}
+	a.background = append(a.background, dl.Run)
+
+	cz, err := citizen.New(citizen.Config{
+		DB: d, Logger: log, TokenKey: keys.Signing, Dev: cfg.Dev, Catalog: catalog,
+		Secure: strings.HasPrefix(cfg.BaseURL, "https://"),
+	})
+	if err != nil {
+		return fail(err)
+	}
+
+	var mailer channels.Mailer
+	if cfg.SMTPURL != "" {
+		if mailer, err = channels.ParseSMTPURL(cfg.SMTPURL, ""); err != nil {
+			return fail(err)
+		}
+	}
 	p, err := portal.New(ctx, portal.Deps{
 		DB: d, Enforcer: enf, Catalog: catalog, Logger: log, Resolver: resolver,
 		BaseURL: cfg.BaseURL, SessionHashKey: keys.SessionHash, SessionBlockKey: keys.SessionBlock,
-		Hooks: hooks,
+		Mailer: mailer,
+		Hooks: portal.Hooks{
+			InstitutionChanged: gw.InvalidateInstitution,
+			ServiceChanged:     gw.Invalidate,
+		},
 	})
 	if err != nil {
-		d.Close()
-		return nil, err
+		return fail(err)
 	}
 	mux := http.NewServeMux()
+	mux.Handle("/api/v1/", gw.Handler())
+	mux.Handle("/citizen/", cz.Handler())
 	mux.Handle("/", p.Handler())
 	a.handler = mux
 	return a, nil
@@ -183,10 +229,46 @@ func serve(ctx context.Context, cfg *Config) error {
 	return err
 }
 
+// citizenTokenCommand prints a development bearer token for the citizen
+// API, signed with the server's key (so it needs the same data dir).
 func citizenTokenCommand(args []string) error {
-	return fmt.Errorf("citizen-token: not available in this build yet")
+	fs := flag.NewFlagSet("citizen-token", flag.ContinueOnError)
+	data := dataFlag(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return fmt.Errorf("usage: sportello citizen-token [--data DIR] FISCALCODE")
+	}
+	cf := fiscalcode.Normalize(fs.Arg(0))
+	if !fiscalcode.ValidPerson(cf) {
+		return fmt.Errorf("%s is not a valid person fiscal code (check the last character)", fs.Arg(0))
+	}
+	keys, err := loadKeys(*data)
+	if err != nil {
+		return err
+	}
+	fmt.Println(citizen.IssueToken(keys.Signing, cf, time.Now()))
+	return nil
 }
 
+// seedDemoCommand creates demo services (idempotent) and prints their keys.
 func seedDemoCommand(ctx context.Context, args []string) error {
-	return fmt.Errorf("seed-demo: not available in this build yet")
+	fs := flag.NewFlagSet("seed-demo", flag.ContinueOnError)
+	data := dataFlag(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	d, err := openDB(ctx, *data)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	res, err := demo.Seed(ctx, d)
+	if err != nil {
+		return err
+	}
+	out, _ := json.Marshal(res)
+	fmt.Println(string(out))
+	return nil
 }

@@ -7,5 +7,5 @@ import "embed"
 
 // FS holds every template file.
 //
-//go:embed *.html partials/*.html
+//go:embed *.html partials/*.html citizen/*.html
 var FS embed.FS

@@ -1,0 +1,201 @@
+package gateway_test
+
+import (
+	"context"
+	"net/http"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"sportello/gateway"
+	"sportello/gateway/clientip"
+	"sportello/gateway/keys"
+)
+
+func TestUnauthenticatedRequestsGet401(t *testing.T) {
+	e := newEnv(t)
+	_, testKey, _ := e.service(svcOpts{})
+	path := "/api/v1/messages/" + mario
+	for name, key := range map[string]string{
+		"missing":   "",
+		"malformed": "hello",
+		"unknown":   keys.Generate(keys.Test),
+		"truncated": testKey[:len(testKey)-1],
+	} {
+		r := e.do("POST", path, key, msg("Promemoria TARI"))
+		if r.StatusCode != 401 {
+			t.Fatalf("%s key: status %d", name, r.StatusCode)
+		}
+		r.problem(t)
+		if r.Header.Get("WWW-Authenticate") == "" {
+			t.Fatalf("%s: no WWW-Authenticate", name)
+		}
+	}
+	// The bearer form is accepted too.
+	req, _ := http.NewRequest("GET", e.srv.URL+"/api/v1/profiles/"+"AAAAAA00A00A000A", nil)
+	req.Header.Set("Authorization", "Bearer "+testKey)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 404 { // authenticated; the sandbox code has no profile
+		t.Fatalf("bearer: %d", res.StatusCode)
+	}
+}
+
+func TestRevokedAndRotatedKeysStopAtOnce(t *testing.T) {
+	e := newEnv(t)
+	id, testKey, _ := e.service(svcOpts{recipients: []string{mario}})
+	if r := e.do("POST", "/api/v1/messages/"+mario, testKey, msg("Promemoria TARI")); r.StatusCode != 201 {
+		t.Fatalf("before rotation: %d %s", r.StatusCode, r.body)
+	}
+	var newKey string
+	ctx := context.Background()
+	if err := e.d.WriteTx(ctx, func(tx *sqlx.Tx) error {
+		var err error
+		newKey, err = keys.Issue(ctx, tx, id, keys.Test, keys.Primary, 0)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// The cache still trusts the old key until the portal's hook fires:
+	// that is the one lookup the cache saves.
+	e.g.Invalidate(id)
+	if r := e.do("POST", "/api/v1/messages/"+mario, testKey, msg("Promemoria TARI")); r.StatusCode != 401 {
+		t.Fatalf("rotated key: %d", r.StatusCode)
+	}
+	if r := e.do("POST", "/api/v1/messages/"+mario, newKey, msg("Promemoria TARI")); r.StatusCode != 201 {
+		t.Fatalf("new key: %d %s", r.StatusCode, r.body)
+	}
+	if err := e.d.WriteTx(ctx, func(tx *sqlx.Tx) error {
+		_, err := keys.Revoke(ctx, tx, id, keys.Test, keys.Primary, time.Now())
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	e.g.Invalidate(id)
+	if r := e.do("POST", "/api/v1/messages/"+mario, newKey, msg("Promemoria TARI")); r.StatusCode != 401 {
+		t.Fatalf("revoked key: %d", r.StatusCode)
+	}
+}
+
+func TestCacheExpiresWithoutHook(t *testing.T) {
+	e := newEnv(t, func(c *gateway.Config) { c.CacheTTL = time.Minute })
+	id, testKey, _ := e.service(svcOpts{})
+	if r := e.do("GET", "/api/v1/profiles/AAAAAA00A00A000A", testKey, nil); r.StatusCode != 404 {
+		t.Fatalf("%d", r.StatusCode)
+	}
+	e.d.W.MustExec(`UPDATE services SET suspended_at = ? WHERE id = ?`, time.Now(), id)
+	e.clock.Advance(2 * time.Minute)
+	if r := e.do("GET", "/api/v1/profiles/AAAAAA00A00A000A", testKey, nil); r.StatusCode != 403 {
+		t.Fatalf("after TTL: %d", r.StatusCode)
+	}
+}
+
+func TestSuspensionAndUnapprovedLiveKeysGet403(t *testing.T) {
+	e := newEnv(t)
+	id, testKey, liveKey := e.service(svcOpts{approved: true})
+	ok := func(key string) {
+		t.Helper()
+		if r := e.do("POST", "/api/v1/messages/AAAAAA00A00A000A", key, msg("Promemoria TARI")); r.StatusCode != 201 {
+			t.Fatalf("%d %s", r.StatusCode, r.body)
+		}
+	}
+	refused := func(key, word string) {
+		t.Helper()
+		r := e.do("POST", "/api/v1/messages/AAAAAA00A00A000A", key, msg("Promemoria TARI"), "Accept-Language", "en")
+		if r.StatusCode != 403 {
+			t.Fatalf("status %d, want 403", r.StatusCode)
+		}
+		if p := r.problem(t); !strings.Contains(p.Detail, word) {
+			t.Fatalf("detail %q lacks %q", p.Detail, word)
+		}
+	}
+	ok(testKey)
+	ok(liveKey)
+	e.d.W.MustExec(`UPDATE services SET suspended_at = ? WHERE id = ?`, time.Now(), id)
+	e.g.Invalidate(id)
+	refused(testKey, "suspended")
+	refused(liveKey, "suspended")
+	e.d.W.MustExec(`UPDATE services SET suspended_at = NULL WHERE id = ?`, id)
+	e.g.Invalidate(id)
+	ok(liveKey)
+	var inst int64
+	_ = e.d.R.Get(&inst, `SELECT institution_id FROM services WHERE id = ?`, id)
+	e.d.W.MustExec(`UPDATE institutions SET status = 'suspended' WHERE id = ?`, inst)
+	e.g.InvalidateInstitution(inst)
+	refused(liveKey, "suspended")
+
+	// Live keys of a service without an approved version do not work.
+	id2, _, _ := e.service(svcOpts{})
+	ctx := context.Background()
+	var live keys.Pair
+	_ = e.d.WriteTx(ctx, func(tx *sqlx.Tx) error {
+		var err error
+		live, err = keys.IssuePair(ctx, tx, id2, keys.Live, 0)
+		return err
+	})
+	refused(live.Primary, "approved")
+}
+
+func TestAuthorizedCIDRs(t *testing.T) {
+	e := newEnv(t)
+	_, _, liveKey := e.service(svcOpts{approved: true, cidrs: []string{"10.0.0.0/8", "192.0.2.7"}})
+	path := "/api/v1/messages/" + mario
+	r := e.do("POST", path, liveKey, msg("Promemoria TARI"), "Accept-Language", "en")
+	if r.StatusCode != 403 || !strings.Contains(r.problem(t).Detail, "127.0.0.1") {
+		t.Fatalf("loopback outside the CIDRs: %d %s", r.StatusCode, r.body)
+	}
+	// X-Forwarded-For from an untrusted peer is ignored.
+	if r := e.do("POST", path, liveKey, msg("Promemoria TARI"), "X-Forwarded-For", "10.1.2.3"); r.StatusCode != 403 {
+		t.Fatalf("spoofed XFF: %d", r.StatusCode)
+	}
+	// Behind a trusted proxy the forwarded address counts.
+	e2 := newEnv(t, func(c *gateway.Config) {
+		c.Resolver = clientip.Resolver{Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}}
+	})
+	_, _, liveKey2 := e2.service(svcOpts{approved: true, cidrs: []string{"10.0.0.0/8", "192.0.2.7"}})
+	for _, xff := range []string{"10.1.2.3", "192.0.2.7"} {
+		if r := e2.do("POST", path, liveKey2, msg("Promemoria TARI"), "X-Forwarded-For", xff); r.StatusCode != 201 {
+			t.Fatalf("trusted XFF %s: %d %s", xff, r.StatusCode, r.body)
+		}
+	}
+	if r := e2.do("POST", path, liveKey2, msg("Promemoria TARI"), "X-Forwarded-For", "192.0.2.8"); r.StatusCode != 403 {
+		t.Fatalf("outside address via proxy: %d", r.StatusCode)
+	}
+}
+
+func TestTestKeysReachOnlyAuthorizedRecipients(t *testing.T) {
+	e := newEnv(t)
+	_, testKey, liveKey := e.service(svcOpts{approved: true, recipients: []string{mario}})
+	for _, to := range []string{mario, "AAAAAA00A00A000A"} {
+		if r := e.do("POST", "/api/v1/messages/"+to, testKey, msg("Promemoria TARI")); r.StatusCode != 201 {
+			t.Fatalf("to %s: %d %s", to, r.StatusCode, r.body)
+		}
+	}
+	r := e.do("POST", "/api/v1/messages/"+anna, testKey, msg("Promemoria TARI"))
+	if r.StatusCode != 403 {
+		t.Fatalf("unauthorized recipient: %d", r.StatusCode)
+	}
+	if p := r.problem(t); strings.Contains(p.Detail, anna) {
+		t.Fatal("the full fiscal code is echoed")
+	}
+	// Profile look-ups too, so a test key cannot probe who is registered.
+	if r := e.do("GET", "/api/v1/profiles/"+anna, testKey, nil); r.StatusCode != 403 {
+		t.Fatalf("profile of unauthorized recipient: %d", r.StatusCode)
+	}
+	if r := e.do("POST", "/api/v1/profiles", testKey, map[string]string{"fiscal_code": anna}); r.StatusCode != 403 {
+		t.Fatalf("POST profile of unauthorized recipient: %d", r.StatusCode)
+	}
+	// A live key may write to anyone.
+	if r := e.do("POST", "/api/v1/messages/"+anna, liveKey, msg("Promemoria TARI")); r.StatusCode != 201 {
+		t.Fatalf("live: %d %s", r.StatusCode, r.body)
+	}
+	if n := e.count(`SELECT COUNT(*) FROM messages WHERE fiscal_code = ?`, anna); n != 1 {
+		t.Fatalf("%d messages to the refused recipient", n)
+	}
+}

@@ -1,0 +1,123 @@
+package gateway
+
+import (
+	"net/http"
+	"strings"
+	"time"
+
+	"sportello/gateway/keys"
+	"sportello/messaging/fiscalcode"
+	"sportello/messaging/send"
+)
+
+// call is one authenticated API request.
+type call struct {
+	p      *principal
+	now    time.Time
+	limits *limitHeaders
+	status int
+}
+
+func (c *call) sender() send.Sender {
+	return send.Sender{ServiceID: c.p.svc.id, ServicePublicID: c.p.svc.publicID, InstitutionID: c.p.svc.institutionID,
+		Mode: string(c.p.mode), RequireSecureChannels: c.p.svc.requireSecure}
+}
+
+// apiKey reads IO's header, or a bearer token for clients that prefer it.
+func apiKey(r *http.Request) string {
+	if k := r.Header.Get("Ocp-Apim-Subscription-Key"); k != "" {
+		return strings.TrimSpace(k)
+	}
+	if a := r.Header.Get("Authorization"); len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
+		return strings.TrimSpace(a[7:])
+	}
+	return ""
+}
+
+// authed authenticates the key, checks suspension and CIDRs, spends a live
+// token, then runs h. Usage is metered for every authenticated request.
+func (g *Gateway) authed(h func(http.ResponseWriter, *http.Request, *call)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		key := apiKey(r)
+		if key == "" {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="sportello"`)
+			g.problem(w, r, nil, http.StatusUnauthorized, "missing_key", nil)
+			return
+		}
+		var p *principal
+		if keys.LooksLikeKey(key) {
+			var err error
+			if p, err = g.auth.lookup(r.Context(), keys.Hash(key)); err != nil {
+				g.log.Error("gateway: authenticate", "err", err)
+				g.problem(w, r, nil, http.StatusInternalServerError, "internal", nil)
+				return
+			}
+		}
+		if p == nil {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="sportello"`)
+			g.problem(w, r, nil, http.StatusUnauthorized, "unknown_key", nil)
+			return
+		}
+		c := &call{p: p, now: g.now()}
+		defer func() { g.meter.record(p, c.status, c.now) }()
+		switch {
+		case p.svc.suspended:
+			g.problem(w, r, c, http.StatusForbidden, "suspended", nil)
+			return
+		case p.mode == keys.Live && !p.svc.approved:
+			g.problem(w, r, c, http.StatusForbidden, "not_approved", nil)
+			return
+		case !p.svc.allowedFrom(g.cfg.Resolver.Addr(r)):
+			g.problem(w, r, c, http.StatusForbidden, "cidr", nil, g.cfg.Resolver.String(r))
+			return
+		}
+		if p.mode == keys.Live {
+			lim, ok := g.buckets.take(p.svc, c.now)
+			c.limits = lim
+			if !ok {
+				g.problem(w, r, c, http.StatusTooManyRequests, "rate_limited", nil, lim.limit, ceilSeconds(lim.window))
+				return
+			}
+		} else {
+			st, err := g.quota.peek(r.Context(), p.svc.id, c.now)
+			if err != nil {
+				g.log.Error("gateway: quota", "err", err)
+				g.problem(w, r, c, http.StatusInternalServerError, "internal", nil)
+				return
+			}
+			c.limits = quotaHeaders(st, c.now, st.remaining == 0)
+			if st.remaining == 0 {
+				g.problem(w, r, c, http.StatusTooManyRequests, "quota_exceeded", nil, st.limit)
+				return
+			}
+		}
+		h(w, r, c)
+	})
+}
+
+// recipientAllowed enforces test mode: only the service's authorized
+// fiscal codes and the sandbox code.
+func (c *call) recipientAllowed(cf string) bool {
+	return c.p.mode == keys.Live || cf == fiscalcode.Sandbox || c.p.svc.recipients[cf]
+}
+
+// reserveTest holds one unit of the weekly quota for a test-key request
+// about to be answered; it writes the 429 itself when the week is spent.
+// For live keys it returns (nil, true).
+func (g *Gateway) reserveTest(w http.ResponseWriter, r *http.Request, c *call) (*reservation, bool) {
+	if c.p.mode != keys.Test {
+		return nil, true
+	}
+	res, st, ok, err := g.quota.reserve(r.Context(), c.p.svc.id, c.now)
+	if err != nil {
+		g.log.Error("gateway: quota", "err", err)
+		g.problem(w, r, c, http.StatusInternalServerError, "internal", nil)
+		return nil, false
+	}
+	c.limits = quotaHeaders(st, c.now, !ok)
+	if !ok {
+		g.problem(w, r, c, http.StatusTooManyRequests, "quota_exceeded", nil, st.limit)
+		return nil, false
+	}
+	return res, true
+}

@@ -1,0 +1,145 @@
+package gateway_test
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestWeeklyQuotaIsExactUnderConcurrencyAndSurvivesRestart(t *testing.T) {
+	e := newEnv(t)
+	// Sunday 23:10 in Rome (CET, UTC+1): the week ends in 50 minutes.
+	e.clock.Set(time.Date(2026, 11, 29, 22, 10, 0, 0, time.UTC))
+	id, testKey, _ := e.service(svcOpts{recipients: []string{mario}})
+	// Refused requests do not count: a validation error and a forbidden
+	// recipient first.
+	if r := e.do("POST", "/api/v1/messages/"+mario, testKey, msg("short")); r.StatusCode != 400 {
+		t.Fatalf("%d", r.StatusCode)
+	}
+	if r := e.do("POST", "/api/v1/messages/"+anna, testKey, msg("Promemoria TARI")); r.StatusCode != 403 {
+		t.Fatalf("%d", r.StatusCode)
+	}
+	const n = 1200
+	var wg sync.WaitGroup
+	statuses := make([]int, n)
+	retry := make([]string, n)
+	sem := make(chan struct{}, 64)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	body := `{"content":{"subject":"Promemoria TARI","markdown":"Gentile cittadino, le ricordiamo che la scadenza per il pagamento della TARI è fissata al 31 dicembre."}}`
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			path := "/api/v1/messages/" + mario
+			method := "POST"
+			if i%10 == 3 { // profile look-ups spend the same quota
+				method, path = "GET", "/api/v1/profiles/"+mario
+			}
+			var rd *stringsReader
+			if method == "POST" {
+				rd = newStringsReader(body)
+			}
+			req, _ := http.NewRequest(method, e.srv.URL+path, orNilReader(rd))
+			req.Header.Set("Ocp-Apim-Subscription-Key", testKey)
+			res, err := client.Do(req)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			res.Body.Close()
+			statuses[i] = res.StatusCode
+			retry[i] = res.Header.Get("Retry-After")
+		}()
+	}
+	wg.Wait()
+	counts := map[int]int{}
+	for i, s := range statuses {
+		counts[s]++
+		if s == 429 && retry[i] != strconv.Itoa(50*60) {
+			t.Fatalf("429 Retry-After %q, want the seconds to Monday 00:00 in Rome", retry[i])
+		}
+	}
+	// Successes are 201 (sends) and 404 (look-ups of a citizen without a profile).
+	if counts[201]+counts[404] != 1000 || counts[429] != 200 {
+		t.Fatalf("statuses %v, want exactly 1000 successes and 200 refusals", counts)
+	}
+	if got := e.count(`SELECT used FROM quota_usage WHERE service_id = ?`, id); got != 1000 {
+		t.Fatalf("stored quota %d", got)
+	}
+	if got := e.count(`SELECT COUNT(*) FROM messages WHERE service_id = ?`, id); got != counts[201] {
+		t.Fatalf("%d messages stored for %d 201s", got, counts[201])
+	}
+	// A restart does not refill the quota.
+	e.restart()
+	r := e.do("POST", "/api/v1/messages/"+mario, testKey, msg("Promemoria TARI"))
+	if r.StatusCode != 429 || r.Header.Get("RateLimit-Remaining") != "0" {
+		t.Fatalf("after restart: %d remaining %q", r.StatusCode, r.Header.Get("RateLimit-Remaining"))
+	}
+	r.problem(t)
+	// Monday 00:00 in Rome is Sunday 23:00 UTC: a new week.
+	e.clock.Advance(50 * time.Minute)
+	r = e.do("POST", "/api/v1/messages/"+mario, testKey, msg("Promemoria TARI"))
+	if r.StatusCode != 201 {
+		t.Fatalf("next week: %d %s", r.StatusCode, r.body)
+	}
+	if got := r.Header.Get("RateLimit-Remaining"); got != "999" {
+		t.Fatalf("remaining %q", got)
+	}
+	if got := r.Header.Get("RateLimit-Policy"); got != `"weekly";q=1000;w=604800` {
+		t.Fatalf("policy %q", got)
+	}
+	if got := r.Header.Get("RateLimit"); got != fmt.Sprintf(`"weekly";r=999;t=%d`, 7*24*3600) {
+		t.Fatalf("RateLimit %q", got)
+	}
+}
+
+func TestLiveRateLimitHeadersAndRetryAfter(t *testing.T) {
+	e := newEnv(t)
+	_, _, liveKey := e.service(svcOpts{approved: true, rate: [2]int{3, 6}})
+	path := "/api/v1/messages/" + mario
+	for i := 2; i >= 0; i-- {
+		r := e.do("POST", path, liveKey, msg("Promemoria TARI"))
+		if r.StatusCode != 201 {
+			t.Fatalf("%d %s", r.StatusCode, r.body)
+		}
+		if got := r.Header.Get("RateLimit-Remaining"); got != strconv.Itoa(i) {
+			t.Fatalf("remaining %q, want %d", got, i)
+		}
+		if r.Header.Get("RateLimit-Policy") != `"live";q=3;w=6` || r.Header.Get("RateLimit-Limit") != "3" {
+			t.Fatalf("policy %q limit %q", r.Header.Get("RateLimit-Policy"), r.Header.Get("RateLimit-Limit"))
+		}
+		if r.Header.Get("Retry-After") != "" {
+			t.Fatal("Retry-After on a success")
+		}
+	}
+	r := e.do("POST", path, liveKey, msg("Promemoria TARI"))
+	if r.StatusCode != 429 {
+		t.Fatalf("4th request: %d", r.StatusCode)
+	}
+	r.problem(t)
+	// One token every 2 seconds.
+	if r.Header.Get("Retry-After") != "2" || r.Header.Get("RateLimit") != `"live";r=0;t=6` || r.Header.Get("RateLimit-Reset") != "6" {
+		t.Fatalf("429 headers: Retry-After %q RateLimit %q Reset %q", r.Header.Get("Retry-After"), r.Header.Get("RateLimit"), r.Header.Get("RateLimit-Reset"))
+	}
+	// Refused requests are also metered as throttled; validation errors
+	// spend a token like any call.
+	e.clock.Advance(2 * time.Second)
+	if r := e.do("POST", path, liveKey, msg("Promemoria TARI")); r.StatusCode != 201 {
+		t.Fatalf("after Retry-After: %d", r.StatusCode)
+	}
+	// An admin raises the limit; the bucket follows after the hook.
+	var id int64
+	_ = e.d.R.Get(&id, `SELECT service_id FROM api_keys WHERE mode = 'live' LIMIT 1`)
+	e.d.W.MustExec(`UPDATE services SET rate_limit_requests = 100, rate_limit_window_s = 1 WHERE id = ?`, id)
+	e.g.Invalidate(id)
+	e.clock.Advance(time.Second)
+	r = e.do("POST", path, liveKey, msg("Promemoria TARI"))
+	if r.StatusCode != 201 || r.Header.Get("RateLimit-Policy") != `"live";q=100;w=1` {
+		t.Fatalf("raised limit: %d %q", r.StatusCode, r.Header.Get("RateLimit-Policy"))
+	}
+}

@@ -1,0 +1,130 @@
+package gateway
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"net/http"
+
+	"sportello/db"
+	"sportello/messaging/fiscalcode"
+	"sportello/messaging/send"
+)
+
+// maxIdempotencyKey bounds the Idempotency-Key header (it is stored).
+const maxIdempotencyKey = 255
+
+// postMessage is IO's submitMessageforUser: POST /messages/{fiscal_code}
+// and POST /messages with the fiscal code in the body.
+func (g *Gateway) postMessage(w http.ResponseWriter, r *http.Request, c *call) {
+	var m send.NewMessage
+	raw, release, ok := g.readJSON(w, r, c, &m)
+	if !ok {
+		return
+	}
+	defer release()
+	idem := r.Header.Get("Idempotency-Key")
+	if len(idem) > maxIdempotencyKey || !printable(idem) {
+		g.problem(w, r, c, http.StatusBadRequest, "validation", []send.FieldError{{Field: "Idempotency-Key", Rule: send.RuleMaxLength, Limit: maxIdempotencyKey, Value: len(idem)}})
+		return
+	}
+	if pathCF := r.PathValue("fiscal_code"); pathCF != "" {
+		if m.FiscalCode != "" {
+			g.problem(w, r, c, http.StatusBadRequest, "validation", []send.FieldError{{Field: "fiscal_code", Rule: send.RuleConflict}})
+			return
+		}
+		m.FiscalCode = pathCF
+	}
+	if errs := send.Validate(&m, send.Limits{MaxPaymentCents: c.p.svc.maxPayment}); len(errs) > 0 {
+		g.problem(w, r, c, http.StatusBadRequest, "validation", errs)
+		return
+	}
+	if !c.recipientAllowed(m.FiscalCode) {
+		g.problem(w, r, c, http.StatusForbidden, "recipient", nil, fiscalcode.Mask(m.FiscalCode))
+		return
+	}
+	sub := send.Submission{Message: &m, IdempotencyKey: idem}
+	if idem != "" {
+		sum := sha256.Sum256(raw)
+		sub.BodyHash = hex.EncodeToString(sum[:])
+	}
+	res, ok := g.reserveTest(w, r, c)
+	if !ok {
+		return
+	}
+	if res != nil {
+		sub.Extra = res.op
+	}
+	out, err := g.store.Submit(r.Context(), c.sender(), sub)
+	res.finish(err == nil && !out.Replayed)
+	switch {
+	case errors.Is(err, send.ErrIdempotencyMismatch):
+		g.problem(w, r, c, http.StatusUnprocessableEntity, "idempotency_mismatch", nil)
+		return
+	case err != nil:
+		g.log.Error("gateway: submit", "service", c.p.svc.id, "err", err)
+		g.problem(w, r, c, http.StatusInternalServerError, "internal", nil)
+		return
+	}
+	if out.Replayed {
+		w.Header()["Idempotent-Replayed"] = []string{"true"}
+	}
+	w.Header()["Location"] = []string{"/api/v1/messages/" + m.FiscalCode + "/" + out.ID}
+	g.writeRaw(w, c, http.StatusCreated, []byte(`{"id":"`+out.ID+`"}`))
+}
+
+func printable(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// getMessage is IO's getMessage: the message, its status and the state of
+// each notification channel. Only the sending service sees it.
+func (g *Gateway) getMessage(w http.ResponseWriter, r *http.Request, c *call) {
+	cf := r.PathValue("fiscal_code")
+	if errs := send.CheckFiscalCode("fiscal_code", cf); len(errs) > 0 {
+		g.problem(w, r, c, http.StatusBadRequest, "validation", errs)
+		return
+	}
+	if !c.recipientAllowed(cf) {
+		g.problem(w, r, c, http.StatusForbidden, "recipient", nil, fiscalcode.Mask(cf))
+		return
+	}
+	g.countedRead(w, r, c, func() (int, any, error) {
+		msg, err := g.store.Get(r.Context(), c.sender(), cf, r.PathValue("id"))
+		if errors.Is(err, db.ErrNotFound) {
+			return http.StatusNotFound, "message_not_found", nil
+		}
+		return http.StatusOK, msg, err
+	})
+}
+
+// countedRead answers a read-only request. For a test key the request
+// spends a unit of the weekly quota, and the count is committed before the
+// answer leaves, like a send. read returns the status and either the body
+// (200) or the problem code (404).
+func (g *Gateway) countedRead(w http.ResponseWriter, r *http.Request, c *call, read func() (int, any, error)) {
+	res, ok := g.reserveTest(w, r, c)
+	if !ok {
+		return
+	}
+	status, body, err := read()
+	if err == nil && res != nil {
+		err = g.gc.Do(r.Context(), func(tx *send.Tx) error { return res.op(tx) })
+	}
+	res.finish(err == nil)
+	if err != nil {
+		g.log.Error("gateway: read", "service", c.p.svc.id, "err", err)
+		g.problem(w, r, c, http.StatusInternalServerError, "internal", nil)
+		return
+	}
+	if status != http.StatusOK {
+		g.problem(w, r, c, status, body.(string), nil)
+		return
+	}
+	g.writeJSON(w, c, status, body)
+}

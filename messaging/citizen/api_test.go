@@ -1,0 +1,469 @@
+package citizen
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"sportello/db"
+	"sportello/db/dbtest"
+	"sportello/messaging/delivery"
+	"sportello/messaging/delivery/deliverytest"
+	"sportello/messaging/fiscalcode"
+)
+
+var testKey = []byte("0123456789abcdef0123456789abcdef")
+
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+type env struct {
+	t     *testing.T
+	ctx   context.Context
+	db    *db.DB
+	clock *clock
+	srv   *httptest.Server
+	api   *API
+	inst  int64
+	del   *delivery.Delivery
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	e := &env{t: t, ctx: context.Background(), db: dbtest.Open(t), clock: &clock{t: time.Now().UTC()}}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	var err error
+	e.api, err = New(Config{DB: e.db, Logger: log, Now: e.clock.Now, TokenKey: testKey, Dev: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.srv = httptest.NewServer(e.api.Handler())
+	t.Cleanup(e.srv.Close)
+	if e.inst, err = deliverytest.Institution(e.ctx, e.db, "Comune di Prova"); err != nil {
+		t.Fatal(err)
+	}
+	if e.del, err = delivery.New(delivery.Config{DB: e.db, Logger: log, Now: e.clock.Now}); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// person returns a valid person fiscal code (check character computed).
+func person(n int) string {
+	first := fmt.Sprintf("RSSMRA%02dA01H%03d", n%100, n%1000)
+	return first + string(fiscalcode.CheckChar(first))
+}
+
+func (e *env) service(name string, o deliverytest.ServiceOpts) deliverytest.Service {
+	e.t.Helper()
+	s, err := deliverytest.AddService(e.ctx, e.db, e.inst, name, o)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return s
+}
+
+// call does an API request as fc ("" = no token) and decodes JSON into out.
+func (e *env) call(fc, method, path string, body any, out any) int {
+	e.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, e.srv.URL+path, rd)
+	if fc != "" {
+		req.Header.Set("Authorization", "Bearer "+IssueToken(testKey, fc, e.clock.Now()))
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if out != nil && len(raw) > 0 {
+		if err := json.Unmarshal(raw, out); err != nil {
+			e.t.Fatalf("%s %s: %v: %s", method, path, err, raw)
+		}
+	}
+	return resp.StatusCode
+}
+
+func (e *env) send(s deliverytest.Service, fc string, m deliverytest.Message) string {
+	e.t.Helper()
+	m.Service, m.FiscalCode = s, fc
+	if m.CreatedAt.IsZero() {
+		m.CreatedAt = e.clock.Now()
+	}
+	id, err := deliverytest.Insert(e.ctx, e.db, m)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return id
+}
+
+func (e *env) deliver() {
+	e.t.Helper()
+	for {
+		n, err := e.del.ProcessBatch(e.ctx)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		if n == 0 {
+			return
+		}
+	}
+}
+
+func (e *env) status(id string) string {
+	e.t.Helper()
+	var s struct {
+		Status string  `db:"status"`
+		Reason *string `db:"rejection_reason"`
+	}
+	if err := e.db.R.Get(&s, `SELECT status, rejection_reason FROM messages WHERE id = ?`, id); err != nil {
+		e.t.Fatal(err)
+	}
+	if s.Reason != nil {
+		return s.Status + "/" + *s.Reason
+	}
+	return s.Status
+}
+
+func TestTokens(t *testing.T) {
+	now := time.Now()
+	fc := person(1)
+	tok := IssueToken(testKey, fc, now)
+	if got, err := VerifyToken(testKey, tok, now.Add(23*time.Hour)); err != nil || got != fc {
+		t.Fatalf("valid token refused: %v", err)
+	}
+	if _, err := VerifyToken(testKey, tok, now.Add(24*time.Hour)); err == nil {
+		t.Fatal("token accepted after 24 h")
+	}
+	if _, err := VerifyToken([]byte("another key of thirty-two bytes!"), tok, now); err == nil {
+		t.Fatal("token accepted with another key")
+	}
+	other := IssueToken(testKey, person(2), now)
+	forged := tok[:strings.LastIndex(tok, ".")] + other[strings.LastIndex(other, "."):]
+	if _, err := VerifyToken(testKey, forged, now); err == nil {
+		t.Fatal("token accepted with another token's signature")
+	}
+
+	e := newEnv(t)
+	if code := e.call("", "GET", "/citizen/v1/profile", nil, nil); code != 401 {
+		t.Fatalf("no token: %d", code)
+	}
+	req, _ := http.NewRequest("GET", e.srv.URL+"/citizen/v1/profile", nil)
+	req.Header.Set("Authorization", "Bearer "+IssueToken(testKey, fc, e.clock.Now().Add(-25*time.Hour)))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 401 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/problem+json") {
+		t.Fatalf("expired token: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+}
+
+func TestProfileLifecycle(t *testing.T) {
+	e := newEnv(t)
+	fc := person(3)
+	var p Profile
+	if code := e.call(fc, "GET", "/citizen/v1/profile", nil, nil); code != 404 {
+		t.Fatalf("before first access: %d", code)
+	}
+	if code := e.call(fc, "PUT", "/citizen/v1/profile", map[string]any{"email": "anna@example.it", "preferred_languages": []string{"it_IT"}}, &p); code != 201 {
+		t.Fatalf("first PUT: %d", code)
+	}
+	if p.FiscalCode != fc || p.Email != "anna@example.it" || !p.IsInboxEnabled || p.IsEmailValidated ||
+		p.ServicePreferencesSettings.Mode != "LEGACY" || p.ServicePreferencesSettings.Version != 0 || p.Version != 0 {
+		t.Fatalf("created profile %+v", p)
+	}
+	if code := e.call(fc, "PUT", "/citizen/v1/profile", map[string]any{"service_preferences_settings": map[string]string{"mode": "AUTO"}, "version": 0}, &p); code != 200 {
+		t.Fatalf("mode change: %d", code)
+	}
+	if p.ServicePreferencesSettings.Mode != "AUTO" || p.ServicePreferencesSettings.Version != 1 || p.Version != 1 {
+		t.Fatalf("after AUTO: %+v", p)
+	}
+	if code := e.call(fc, "PUT", "/citizen/v1/profile", map[string]any{"service_preferences_settings": map[string]string{"mode": "MANUAL"}}, &p); code != 200 {
+		t.Fatal(code)
+	}
+	if p.ServicePreferencesSettings.Version != 2 {
+		t.Fatalf("second mode change did not bump the settings version: %+v", p.ServicePreferencesSettings)
+	}
+	// Same mode again: no bump.
+	e.call(fc, "PUT", "/citizen/v1/profile", map[string]any{"service_preferences_settings": map[string]string{"mode": "MANUAL"}}, &p)
+	if p.ServicePreferencesSettings.Version != 2 {
+		t.Fatalf("unchanged mode bumped the version: %+v", p.ServicePreferencesSettings)
+	}
+	var prob struct {
+		Title  string         `json:"title"`
+		Errors []fieldProblem `json:"errors"`
+	}
+	if code := e.call(fc, "PUT", "/citizen/v1/profile", map[string]any{"is_inbox_enabled": false, "version": 1}, &prob); code != 409 {
+		t.Fatalf("stale profile version: %d", code)
+	}
+	if code := e.call(fc, "PUT", "/citizen/v1/profile", map[string]any{"service_preferences_settings": map[string]string{"mode": "LEGACY"}}, &prob); code != 409 {
+		t.Fatalf("back to LEGACY: %d", code)
+	}
+	prob.Errors = nil
+	if code := e.call(fc, "PUT", "/citizen/v1/profile", map[string]any{"email": "not an address", "preferred_languages": []string{"klingon"},
+		"service_preferences_settings": map[string]string{"mode": "SOMETIMES"}, "blocked_inbox_or_channels": map[string][]string{"x": {"SMS"}}}, &prob); code != 400 {
+		t.Fatalf("invalid body: %d", code)
+	}
+	if len(prob.Errors) != 4 {
+		t.Fatalf("field problems %+v, want 4", prob.Errors)
+	}
+	if code := e.call(fc, "PUT", "/citizen/v1/profile", map[string]any{"emial": "typo@example.it"}, nil); code != 400 {
+		t.Fatalf("unknown field: %d", code)
+	}
+	var got Profile
+	e.call(fc, "GET", "/citizen/v1/profile", nil, &got)
+	if got.ServicePreferencesSettings.Mode != "MANUAL" || got.Email != "anna@example.it" {
+		t.Fatalf("stored profile %+v", got)
+	}
+}
+
+func TestServicesAndPreferences(t *testing.T) {
+	e := newEnv(t)
+	fc := person(4)
+	tributi := e.service("Tributi", deliverytest.ServiceOpts{})
+	e.service("Nascosto", deliverytest.ServiceOpts{Hidden: true})
+	e.service("Bozza", deliverytest.ServiceOpts{Draft: true})
+	var list struct {
+		Items []map[string]any `json:"items"`
+	}
+	if code := e.call(fc, "GET", "/citizen/v1/services", nil, &list); code != 200 {
+		t.Fatal(code)
+	}
+	if len(list.Items) != 1 || list.Items[0]["service_id"] != tributi.PublicID || list.Items[0]["name"] != "Tributi" ||
+		list.Items[0]["organization_name"] != "Comune di Prova" || list.Items[0]["scope"] != "LOCAL" {
+		t.Fatalf("services %+v", list.Items)
+	}
+	path := "/citizen/v1/services/" + tributi.PublicID + "/preferences"
+	if code := e.call(fc, "GET", path, nil, nil); code != 404 {
+		t.Fatalf("preferences without a profile: %d", code)
+	}
+	e.call(fc, "PUT", "/citizen/v1/profile", map[string]any{}, nil)
+	if code := e.call(fc, "PUT", path, map[string]any{"is_inbox_enabled": true, "is_email_enabled": true, "is_webhook_enabled": true, "settings_version": 0}, nil); code != 409 {
+		t.Fatalf("per-service preference in LEGACY: %d", code)
+	}
+	e.call(fc, "PUT", "/citizen/v1/profile", map[string]any{"service_preferences_settings": map[string]string{"mode": "MANUAL"}}, nil)
+	var pref ServicePreference
+	e.call(fc, "GET", path, nil, &pref)
+	if pref.IsInboxEnabled || pref.SettingsVersion != 1 {
+		t.Fatalf("MANUAL default %+v, want off at version 1", pref)
+	}
+	if code := e.call(fc, "PUT", path, map[string]any{"is_inbox_enabled": true, "is_email_enabled": false, "is_webhook_enabled": true, "settings_version": 1}, &pref); code != 200 {
+		t.Fatalf("PUT preference: %d", code)
+	}
+	e.call(fc, "GET", path, nil, &pref)
+	if !pref.IsInboxEnabled || pref.IsEmailEnabled || !pref.IsWebhookEnabled {
+		t.Fatalf("stored preference %+v", pref)
+	}
+	if code := e.call(fc, "PUT", path, map[string]any{"is_inbox_enabled": false, "is_email_enabled": false, "is_webhook_enabled": false, "settings_version": 0}, nil); code != 409 {
+		t.Fatalf("stale settings version: %d, want 409", code)
+	}
+	// Changing mode invalidates the stored choice.
+	e.call(fc, "PUT", "/citizen/v1/profile", map[string]any{"service_preferences_settings": map[string]string{"mode": "AUTO"}}, nil)
+	e.call(fc, "GET", path, nil, &pref)
+	if !pref.IsInboxEnabled || !pref.IsEmailEnabled || pref.SettingsVersion != 2 {
+		t.Fatalf("after switching to AUTO %+v, want AUTO defaults at version 2", pref)
+	}
+	if code := e.call(fc, "PUT", path, map[string]any{"is_inbox_enabled": false, "is_email_enabled": false, "is_webhook_enabled": false, "settings_version": 1}, nil); code != 409 {
+		t.Fatalf("version from the old mode: %d, want 409", code)
+	}
+	if code := e.call(fc, "PUT", path, map[string]any{"is_inbox_enabled": false}, nil); code != 400 {
+		t.Fatalf("missing fields: %d", code)
+	}
+	if code := e.call(fc, "GET", "/citizen/v1/services/nope/preferences", nil, nil); code != 404 {
+		t.Fatalf("unknown service: %d", code)
+	}
+}
+
+// The issue's acceptance journey through the API and the real pipeline:
+// MANUAL, one service enabled, its message arrives, another's is rejected.
+func TestManualJourney(t *testing.T) {
+	e := newEnv(t)
+	fc := person(5)
+	a := e.service("Tributi", deliverytest.ServiceOpts{})
+	b := e.service("Anagrafe", deliverytest.ServiceOpts{})
+	var p Profile
+	e.call(fc, "PUT", "/citizen/v1/profile", map[string]any{"service_preferences_settings": map[string]string{"mode": "MANUAL"}}, &p)
+	if code := e.call(fc, "PUT", "/citizen/v1/services/"+a.PublicID+"/preferences", map[string]any{"is_inbox_enabled": true,
+		"is_email_enabled": false, "is_webhook_enabled": false, "settings_version": p.ServicePreferencesSettings.Version}, nil); code != 200 {
+		t.Fatal(code)
+	}
+	ida := e.send(a, fc, deliverytest.Message{Subject: "La sua pratica è stata approvata"})
+	idb := e.send(b, fc, deliverytest.Message{})
+	e.deliver()
+	if s := e.status(ida); s != "PROCESSED" {
+		t.Fatalf("enabled service: %s", s)
+	}
+	if s := e.status(idb); s != "REJECTED/SERVICE_NOT_ALLOWED" {
+		t.Fatalf("other service: %s", s)
+	}
+	var list struct {
+		Items []MessageItem `json:"items"`
+	}
+	e.call(fc, "GET", "/citizen/v1/messages", nil, &list)
+	if len(list.Items) != 1 || list.Items[0].ID != ida || list.Items[0].Subject != "La sua pratica è stata approvata" {
+		t.Fatalf("inbox %+v", list.Items)
+	}
+}
+
+func TestMessagesListDetailStatus(t *testing.T) {
+	e := newEnv(t)
+	fc, other := person(6), person(7)
+	s := e.service("Tributi", deliverytest.ServiceOpts{})
+	e.call(fc, "PUT", "/citizen/v1/profile", map[string]any{}, nil)
+	e.call(other, "PUT", "/citizen/v1/profile", map[string]any{}, nil)
+	var ids []string
+	for i := range 25 {
+		e.clock.Advance(time.Millisecond * 2) // distinct, increasing ids
+		ids = append(ids, e.send(s, fc, deliverytest.Message{Subject: fmt.Sprintf("Comunicazione numero %02d", i)}))
+	}
+	e.clock.Advance(2 * time.Millisecond)
+	special := e.send(s, fc, deliverytest.Message{
+		Subject:  "Avviso di pagamento TARI 2026",
+		Markdown: "Gentile cittadino, **paghi entro fine mese**. <script>alert(1)</script> [link](javascript:alert(2)) e [sito](https://example.it). Testo di riempimento per arrivare alla lunghezza.",
+		DueDate:  "2026-12-31T23:59:59Z",
+		Payment:  map[string]any{"amount": 12345, "notice_number": "012345678901234567"},
+	})
+	otherID := e.send(s, other, deliverytest.Message{})
+	e.deliver()
+
+	type page struct {
+		Items []MessageItem `json:"items"`
+		Next  string        `json:"next"`
+	}
+	var got []string
+	cursor := ""
+	for pages := 0; ; pages++ {
+		var p page
+		url := "/citizen/v1/messages?page_size=10"
+		if cursor != "" {
+			url += "&cursor=" + cursor
+		}
+		if code := e.call(fc, "GET", url, nil, &p); code != 200 {
+			t.Fatal(code)
+		}
+		for _, it := range p.Items {
+			got = append(got, it.ID)
+		}
+		if p.Next == "" {
+			break
+		}
+		cursor = p.Next
+		if pages > 5 {
+			t.Fatal("pagination does not end")
+		}
+	}
+	if len(got) != 26 || got[0] != special || got[25] != ids[0] {
+		t.Fatalf("listed %d messages, first %s last %s", len(got), got[0], got[len(got)-1])
+	}
+	for i := 1; i < len(got); i++ {
+		if got[i] >= got[i-1] {
+			t.Fatal("not newest first")
+		}
+	}
+	var d MessageDetail
+	if code := e.call(fc, "GET", "/citizen/v1/messages/"+special, nil, &d); code != 200 {
+		t.Fatal(code)
+	}
+	if !strings.Contains(d.HTML, "<strong>paghi entro fine mese</strong>") || strings.Contains(d.HTML, "<script") ||
+		strings.Contains(d.HTML, "javascript:") || !strings.Contains(d.HTML, `href="https://example.it"`) {
+		t.Fatalf("rendered HTML not sanitized as expected: %s", d.HTML)
+	}
+	if d.PaymentData == nil || d.PaymentData.Amount != 12345 || d.DueDate != "2026-12-31T23:59:59Z" || !d.HasPayment {
+		t.Fatalf("detail %+v", d)
+	}
+	if code := e.call(fc, "GET", "/citizen/v1/messages/"+otherID, nil, nil); code != 404 {
+		t.Fatalf("another citizen's message: %d", code)
+	}
+	if code := e.call(fc, "PUT", "/citizen/v1/messages/"+otherID+"/status", map[string]any{"is_read": true}, nil); code != 404 {
+		t.Fatalf("status of another citizen's message: %d", code)
+	}
+	e.call(fc, "PUT", "/citizen/v1/messages/"+special+"/status", map[string]any{"is_read": true}, nil)
+	e.call(fc, "PUT", "/citizen/v1/messages/"+ids[0]+"/status", map[string]any{"is_archived": true}, nil)
+	count := func(filter string) int {
+		var p page
+		e.call(fc, "GET", "/citizen/v1/messages?page_size=100&filter="+filter, nil, &p)
+		return len(p.Items)
+	}
+	if r, u, a, all := count("read"), count("unread"), count("archived"), count(""); r != 1 || u != 24 || a != 1 || all != 25 {
+		t.Fatalf("read %d unread %d archived %d inbox %d", r, u, a, all)
+	}
+	if code := e.call(fc, "GET", "/citizen/v1/messages?filter=spam", nil, nil); code != 400 {
+		t.Fatalf("bad filter: %d", code)
+	}
+}
+
+func TestExportAndDelete(t *testing.T) {
+	e := newEnv(t)
+	fc := person(8)
+	s := e.service("Tributi", deliverytest.ServiceOpts{})
+	var p Profile
+	e.call(fc, "PUT", "/citizen/v1/profile", map[string]any{"email": "luca@example.it", "service_preferences_settings": map[string]string{"mode": "AUTO"}}, &p)
+	e.call(fc, "PUT", "/citizen/v1/services/"+s.PublicID+"/preferences", map[string]any{"is_inbox_enabled": true,
+		"is_email_enabled": false, "is_webhook_enabled": true, "settings_version": p.ServicePreferencesSettings.Version}, nil)
+	first := e.send(s, fc, deliverytest.Message{Subject: "Primo messaggio di prova"})
+	e.deliver()
+
+	var ex Export
+	var raw map[string]any
+	if code := e.call(fc, "GET", "/citizen/v1/export", nil, &raw); code != 200 {
+		t.Fatal(code)
+	}
+	b, _ := json.Marshal(raw)
+	_ = json.Unmarshal(b, &ex)
+	if ex.Profile.Email != "luca@example.it" || len(ex.ServicePreferences) != 1 || len(ex.Messages) != 1 || !ex.Messages[0].InInbox {
+		t.Fatalf("export %s", b)
+	}
+	if !strings.Contains(string(b), "Primo messaggio di prova") {
+		t.Fatal("export lacks message content")
+	}
+
+	if code := e.call(fc, "DELETE", "/citizen/v1/profile", nil, nil); code != 204 {
+		t.Fatalf("delete: %d", code)
+	}
+	if code := e.call(fc, "GET", "/citizen/v1/profile", nil, nil); code != 404 {
+		t.Fatalf("profile after delete: %d", code)
+	}
+	if code := e.call(fc, "DELETE", "/citizen/v1/profile", nil, nil); code != 404 {
+		t.Fatalf("second delete: %d", code)
+	}
+	var n int
+	_ = e.db.R.Get(&n, `SELECT count(*) FROM inbox WHERE fiscal_code = ?`, fc)
+	var prefs int
+	_ = e.db.R.Get(&prefs, `SELECT count(*) FROM service_preferences WHERE fiscal_code = ?`, fc)
+	var content *string
+	_ = e.db.R.Get(&content, `SELECT content FROM messages WHERE id = ?`, first)
+	if n != 0 || prefs != 0 || content != nil {
+		t.Fatalf("after delete: inbox %d, preferences %d, content kept %v", n, prefs, content != nil)
+	}
+	later := e.send(s, fc, deliverytest.Message{})
+	e.deliver()
+	if st := e.status(later); st != "REJECTED/USER_NOT_FOUND" {
+		t.Fatalf("message after deletion: %s", st)
+	}
+}

@@ -1,0 +1,163 @@
+// Package citizen is the citizen side of Sportello: the /citizen/v1 JSON API
+// that an app backend calls on behalf of a signed-in citizen (profile,
+// per-service preferences, inbox, export, account deletion) and, in
+// development mode, a tiny web app with a test login to try it in a browser.
+package citizen
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"sportello/db"
+	"sportello/templates/i18n"
+)
+
+// Config is what the citizen API needs.
+type Config struct {
+	DB       *db.DB
+	Logger   *slog.Logger
+	Now      func() time.Time
+	TokenKey []byte // signs development tokens (the server's signing key)
+	Dev      bool   // serve the test login page and the citizen web app
+	Catalog  *i18n.Catalog
+	// Identity overrides the development tokens (a SPID/CIE adapter).
+	Identity Identity
+	// Secure marks the web app's cookie Secure (https deployments).
+	Secure bool
+}
+
+// API serves /citizen/.
+type API struct {
+	cfg   Config
+	db    *db.DB
+	log   *slog.Logger
+	cat   *i18n.Catalog
+	id    Identity
+	mux   *http.ServeMux
+	pages map[string]*template.Template // lang → page set
+}
+
+// New builds the handler.
+func New(cfg Config) (*API, error) {
+	if cfg.DB == nil {
+		return nil, errors.New("citizen: DB is required")
+	}
+	if len(cfg.TokenKey) < 16 && cfg.Identity == nil {
+		return nil, errors.New("citizen: TokenKey of at least 16 bytes is required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Catalog == nil {
+		c, err := i18n.Load()
+		if err != nil {
+			return nil, err
+		}
+		cfg.Catalog = c
+	}
+	a := &API{cfg: cfg, db: cfg.DB, log: cfg.Logger, cat: cfg.Catalog, id: cfg.Identity, mux: http.NewServeMux()}
+	if a.id == nil {
+		a.id = DevTokens{Key: cfg.TokenKey, Now: cfg.Now}
+	}
+	a.routes()
+	if cfg.Dev {
+		if err := a.webRoutes(); err != nil {
+			return nil, err
+		}
+	}
+	return a, nil
+}
+
+// Handler serves everything under /citizen/.
+func (a *API) Handler() http.Handler { return a.mux }
+
+func (a *API) now() time.Time { return a.cfg.Now().UTC() }
+
+func (a *API) routes() {
+	h := func(pattern string, f func(w http.ResponseWriter, r *http.Request, fc string)) {
+		a.mux.Handle(pattern, a.authed(f))
+	}
+	h("GET /citizen/v1/profile", a.getProfile)
+	h("PUT /citizen/v1/profile", a.putProfile)
+	h("DELETE /citizen/v1/profile", a.deleteProfile)
+	h("GET /citizen/v1/services", a.listServices)
+	h("GET /citizen/v1/services/{sid}", a.getService)
+	h("GET /citizen/v1/services/{sid}/preferences", a.getPreference)
+	h("PUT /citizen/v1/services/{sid}/preferences", a.putPreference)
+	h("GET /citizen/v1/messages", a.listMessages)
+	h("GET /citizen/v1/messages/{id}", a.getMessage)
+	h("PUT /citizen/v1/messages/{id}/status", a.putMessageStatus)
+	h("GET /citizen/v1/export", a.export)
+	a.mux.HandleFunc("/citizen/v1/", func(w http.ResponseWriter, r *http.Request) {
+		a.problem(w, r, http.StatusNotFound, "citizen.error.not_found")
+	})
+}
+
+// authed resolves the citizen and refuses anything else with 401.
+func (a *API) authed(f func(w http.ResponseWriter, r *http.Request, fc string)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		fc, err := a.id.Authenticate(r)
+		if err != nil {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="citizen"`)
+			a.problem(w, r, http.StatusUnauthorized, "citizen.error.unauthenticated")
+			return
+		}
+		f(w, r, fc)
+	})
+}
+
+// lang picks the response language from Accept-Language.
+func lang(r *http.Request) string { return i18n.Negotiate(r.Header.Get("Accept-Language")) }
+
+// fieldProblem is one invalid field of a request body.
+type fieldProblem struct {
+	Field  string `json:"field"`
+	Detail string `json:"detail"`
+}
+
+// problem writes an RFC 9457 problem with a translated title.
+func (a *API) problem(w http.ResponseWriter, r *http.Request, status int, key string, fields ...fieldProblem) {
+	body := map[string]any{
+		"type":   "https://sportello.example/problems/" + strings.TrimPrefix(key, "citizen.error."),
+		"title":  a.cat.T(lang(r), key),
+		"status": status,
+	}
+	if len(fields) > 0 {
+		body["errors"] = fields
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(body)
+}
+
+func (a *API) serverError(w http.ResponseWriter, r *http.Request, err error) {
+	a.log.Error("citizen api", "method", r.Method, "path", r.URL.Path, "err", err)
+	a.problem(w, r, http.StatusInternalServerError, "citizen.error.internal")
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// decode reads a JSON body of at most 64 KiB, refusing unknown fields so a
+// typo in a field name is an error, not a silent no-op.
+func decode(r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("decode body: %w", err)
+	}
+	return nil
+}

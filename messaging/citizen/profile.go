@@ -1,0 +1,312 @@
+package citizen
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/mail"
+	"slices"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"sportello/db"
+	"sportello/messaging/preferences"
+)
+
+// Languages a profile may prefer (IO's list).
+var profileLanguages = []string{"it_IT", "en_GB", "de_DE", "fr_FR", "es_ES"}
+
+// Profile is IO's citizen profile as the API shows it.
+type Profile struct {
+	FiscalCode                 string              `json:"fiscal_code"`
+	Email                      string              `json:"email,omitempty"`
+	IsEmailEnabled             bool                `json:"is_email_enabled"`
+	IsEmailValidated           bool                `json:"is_email_validated"`
+	IsInboxEnabled             bool                `json:"is_inbox_enabled"`
+	IsWebhookEnabled           bool                `json:"is_webhook_enabled"`
+	PreferredLanguages         []string            `json:"preferred_languages"`
+	AcceptedTosVersion         int                 `json:"accepted_tos_version"`
+	BlockedInboxOrChannels     map[string][]string `json:"blocked_inbox_or_channels"`
+	ServicePreferencesSettings Settings            `json:"service_preferences_settings"`
+	Version                    int                 `json:"version"`
+}
+
+// Settings is service_preferences_settings.
+type Settings struct {
+	Mode    string `json:"mode"`
+	Version int    `json:"version"`
+}
+
+type profileRow struct {
+	FiscalCode         string    `db:"fiscal_code"`
+	Email              string    `db:"email"`
+	IsEmailEnabled     bool      `db:"is_email_enabled"`
+	IsEmailValidated   bool      `db:"is_email_validated"`
+	IsInboxEnabled     bool      `db:"is_inbox_enabled"`
+	IsWebhookEnabled   bool      `db:"is_webhook_enabled"`
+	PreferredLanguages string    `db:"preferred_languages"`
+	AcceptedTosVersion int       `db:"accepted_tos_version"`
+	Blocked            string    `db:"blocked_inbox_or_channels"`
+	Mode               string    `db:"preferences_mode"`
+	PrefVersion        int       `db:"preferences_version"`
+	Version            int       `db:"version"`
+	CreatedAt          time.Time `db:"created_at"`
+	UpdatedAt          time.Time `db:"updated_at"`
+}
+
+func (p *profileRow) api() Profile {
+	out := Profile{FiscalCode: p.FiscalCode, Email: p.Email, IsEmailEnabled: p.IsEmailEnabled, IsEmailValidated: p.IsEmailValidated,
+		IsInboxEnabled: p.IsInboxEnabled, IsWebhookEnabled: p.IsWebhookEnabled, AcceptedTosVersion: p.AcceptedTosVersion,
+		ServicePreferencesSettings: Settings{Mode: p.Mode, Version: p.PrefVersion}, Version: p.Version,
+		PreferredLanguages: []string{}, BlockedInboxOrChannels: map[string][]string{}}
+	_ = json.Unmarshal([]byte(p.PreferredLanguages), &out.PreferredLanguages)
+	_ = json.Unmarshal([]byte(p.Blocked), &out.BlockedInboxOrChannels)
+	return out
+}
+
+const profileCols = `fiscal_code, email, is_email_enabled, is_email_validated, is_inbox_enabled, is_webhook_enabled,
+	preferred_languages, accepted_tos_version, blocked_inbox_or_channels, preferences_mode, preferences_version,
+	version, created_at, updated_at`
+
+func loadProfile(ctx context.Context, q sqlx.QueryerContext, fc string) (*profileRow, error) {
+	var p profileRow
+	if err := sqlx.GetContext(ctx, q, &p, `SELECT `+profileCols+` FROM profiles WHERE fiscal_code = ?`, fc); err != nil {
+		return nil, db.NotFound(err)
+	}
+	return &p, nil
+}
+
+// ProfileUpdate is the PUT body: absent fields keep their value (all of
+// them take IO's defaults on the first PUT). Version, when given, must
+// match the stored one (optimistic concurrency, 409 otherwise).
+type ProfileUpdate struct {
+	Email                      *string              `json:"email"`
+	IsEmailEnabled             *bool                `json:"is_email_enabled"`
+	IsInboxEnabled             *bool                `json:"is_inbox_enabled"`
+	IsWebhookEnabled           *bool                `json:"is_webhook_enabled"`
+	PreferredLanguages         *[]string            `json:"preferred_languages"`
+	AcceptedTosVersion         *int                 `json:"accepted_tos_version"`
+	BlockedInboxOrChannels     *map[string][]string `json:"blocked_inbox_or_channels"`
+	ServicePreferencesSettings *struct {
+		Mode string `json:"mode"`
+	} `json:"service_preferences_settings"`
+	Version *int `json:"version"`
+}
+
+// Errors of profile writes.
+var (
+	errConflict     = errors.New("version conflict")
+	errNoProfile    = db.ErrNotFound
+	errLegacyReturn = errors.New("cannot return to LEGACY")
+)
+
+// validate lists field problems as catalog keys.
+func (u *ProfileUpdate) validate() map[string]string {
+	bad := map[string]string{}
+	if u.Email != nil && *u.Email != "" {
+		a, err := mail.ParseAddress(*u.Email)
+		if err != nil || a.Address != *u.Email || len(*u.Email) > 254 {
+			bad["email"] = "citizen.field.email"
+		}
+	}
+	if u.PreferredLanguages != nil {
+		for _, l := range *u.PreferredLanguages {
+			if !slices.Contains(profileLanguages, l) {
+				bad["preferred_languages"] = "citizen.field.languages"
+			}
+		}
+	}
+	if u.AcceptedTosVersion != nil && *u.AcceptedTosVersion < 0 {
+		bad["accepted_tos_version"] = "citizen.field.tos"
+	}
+	if u.BlockedInboxOrChannels != nil {
+		for _, chans := range *u.BlockedInboxOrChannels {
+			for _, c := range chans {
+				if c != preferences.ChannelInbox && c != preferences.ChannelEmail && c != preferences.ChannelWebhook {
+					bad["blocked_inbox_or_channels"] = "citizen.field.blocked"
+				}
+			}
+		}
+	}
+	if s := u.ServicePreferencesSettings; s != nil && s.Mode != preferences.Legacy && s.Mode != preferences.Auto && s.Mode != preferences.Manual {
+		bad["service_preferences_settings.mode"] = "citizen.field.mode"
+	}
+	return bad
+}
+
+// saveProfile creates (first access) or updates the profile. A changed
+// address must be validated again; a changed mode bumps the settings
+// version, which invalidates per-service choices made under the old mode.
+func (a *API) saveProfile(ctx context.Context, fc string, u ProfileUpdate) (*profileRow, bool, error) {
+	now := a.now()
+	var out *profileRow
+	created := false
+	err := a.db.WriteTx(ctx, func(tx *sqlx.Tx) error {
+		p, err := loadProfile(ctx, tx, fc)
+		if errors.Is(err, db.ErrNotFound) {
+			created = true
+			p = &profileRow{FiscalCode: fc, IsEmailEnabled: true, IsInboxEnabled: true, IsWebhookEnabled: true,
+				PreferredLanguages: "[]", Blocked: "{}", Mode: preferences.Legacy, CreatedAt: now}
+		} else if err != nil {
+			return err
+		}
+		if !created && u.Version != nil && *u.Version != p.Version {
+			return errConflict
+		}
+		if u.Email != nil && *u.Email != p.Email {
+			p.Email, p.IsEmailValidated = *u.Email, false
+		}
+		if u.IsEmailEnabled != nil {
+			p.IsEmailEnabled = *u.IsEmailEnabled
+		}
+		if u.IsInboxEnabled != nil {
+			p.IsInboxEnabled = *u.IsInboxEnabled
+		}
+		if u.IsWebhookEnabled != nil {
+			p.IsWebhookEnabled = *u.IsWebhookEnabled
+		}
+		if u.PreferredLanguages != nil {
+			b, _ := json.Marshal(*u.PreferredLanguages)
+			p.PreferredLanguages = string(b)
+		}
+		if u.AcceptedTosVersion != nil {
+			p.AcceptedTosVersion = *u.AcceptedTosVersion
+		}
+		if u.BlockedInboxOrChannels != nil {
+			b, _ := json.Marshal(*u.BlockedInboxOrChannels)
+			p.Blocked = string(b)
+		}
+		if s := u.ServicePreferencesSettings; s != nil && s.Mode != p.Mode {
+			// IO: once a citizen has chosen AUTO or MANUAL there is no way
+			// back to LEGACY (its blocks would silently come back).
+			if s.Mode == preferences.Legacy {
+				return errLegacyReturn
+			}
+			p.Mode = s.Mode
+			p.PrefVersion++
+		}
+		if !created {
+			p.Version++
+		}
+		p.UpdatedAt = now
+		_, err = tx.ExecContext(ctx, `INSERT INTO profiles (`+profileCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (fiscal_code) DO UPDATE SET email = excluded.email, is_email_enabled = excluded.is_email_enabled,
+			is_email_validated = excluded.is_email_validated, is_inbox_enabled = excluded.is_inbox_enabled,
+			is_webhook_enabled = excluded.is_webhook_enabled, preferred_languages = excluded.preferred_languages,
+			accepted_tos_version = excluded.accepted_tos_version, blocked_inbox_or_channels = excluded.blocked_inbox_or_channels,
+			preferences_mode = excluded.preferences_mode, preferences_version = excluded.preferences_version,
+			version = excluded.version, updated_at = excluded.updated_at`,
+			p.FiscalCode, p.Email, p.IsEmailEnabled, p.IsEmailValidated, p.IsInboxEnabled, p.IsWebhookEnabled,
+			p.PreferredLanguages, p.AcceptedTosVersion, p.Blocked, p.Mode, p.PrefVersion, p.Version, p.CreatedAt, p.UpdatedAt)
+		out = p
+		return err
+	})
+	return out, created, err
+}
+
+func (a *API) getProfile(w http.ResponseWriter, r *http.Request, fc string) {
+	p, err := loadProfile(r.Context(), a.db.R, fc)
+	if errors.Is(err, db.ErrNotFound) {
+		a.problem(w, r, http.StatusNotFound, "citizen.error.no_profile")
+		return
+	}
+	if err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, p.api())
+}
+
+func (a *API) putProfile(w http.ResponseWriter, r *http.Request, fc string) {
+	var u ProfileUpdate
+	if err := decode(r, &u); err != nil {
+		a.problem(w, r, http.StatusBadRequest, "citizen.error.body")
+		return
+	}
+	if bad := u.validate(); len(bad) > 0 {
+		a.problem(w, r, http.StatusBadRequest, "citizen.error.invalid", a.fields(r, bad)...)
+		return
+	}
+	p, created, err := a.saveProfile(r.Context(), fc, u)
+	switch {
+	case errors.Is(err, errConflict):
+		a.problem(w, r, http.StatusConflict, "citizen.error.profile_version")
+		return
+	case errors.Is(err, errLegacyReturn):
+		a.problem(w, r, http.StatusConflict, "citizen.error.legacy_return")
+		return
+	case err != nil:
+		a.serverError(w, r, err)
+		return
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	writeJSON(w, status, p.api())
+}
+
+func (a *API) fields(r *http.Request, bad map[string]string) []fieldProblem {
+	var out []fieldProblem
+	for _, f := range sortedKeys(bad) {
+		out = append(out, fieldProblem{Field: f, Detail: a.cat.T(lang(r), bad[f])})
+	}
+	return out
+}
+
+func sortedKeys(m map[string]string) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	slices.Sort(ks)
+	return ks
+}
+
+// deleteAccount removes the profile, preferences and inbox, and deletes
+// the content of every delivered or rejected message addressed to the
+// citizen (statuses stay, for the senders). Messages still queued are
+// rejected as USER_NOT_FOUND by the pipeline.
+func (a *API) deleteAccount(ctx context.Context, fc string) error {
+	now := a.now()
+	return a.db.WriteTx(ctx, func(tx *sqlx.Tx) error {
+		p, err := loadProfile(ctx, tx, fc)
+		if err != nil {
+			return err
+		}
+		for _, q := range []string{
+			`DELETE FROM inbox WHERE fiscal_code = ?`,
+			`DELETE FROM service_preferences WHERE fiscal_code = ?`,
+			`DELETE FROM profiles WHERE fiscal_code = ?`,
+		} {
+			if _, err := tx.ExecContext(ctx, q, fc); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE messages SET content = NULL, content_deleted_at = ?
+			WHERE fiscal_code = ? AND content IS NOT NULL AND status IN ('PROCESSED', 'REJECTED', 'FAILED')`, now, fc); err != nil {
+			return err
+		}
+		if p.Email != "" {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM mail_outbox WHERE to_addr = ?`, p.Email); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func (a *API) deleteProfile(w http.ResponseWriter, r *http.Request, fc string) {
+	err := a.deleteAccount(r.Context(), fc)
+	if errors.Is(err, db.ErrNotFound) {
+		a.problem(w, r, http.StatusNotFound, "citizen.error.no_profile")
+		return
+	}
+	if err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}

@@ -1,0 +1,148 @@
+package citizen
+
+import (
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"strings"
+	"testing"
+
+	"sportello/messaging/delivery/deliverytest"
+)
+
+// browser is a cookie-keeping client that does not follow redirects.
+type browser struct {
+	t  *testing.T
+	e  *env
+	hc *http.Client
+}
+
+func (e *env) browser() *browser {
+	jar, _ := cookiejar.New(nil)
+	return &browser{t: e.t, e: e, hc: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+func (b *browser) get(path string) (int, string) {
+	b.t.Helper()
+	resp, err := b.hc.Get(b.e.srv.URL + path)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+func (b *browser) post(path string, v url.Values) (int, string) {
+	b.t.Helper()
+	req, _ := http.NewRequest("POST", b.e.srv.URL+path, strings.NewReader(v.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	resp, err := b.hc.Do(req)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header.Get("Location") + string(body)
+}
+
+// The issue's acceptance journey in the dev web app: sign in with a fiscal
+// code, choose MANUAL, enable one service, read its message; the other
+// service's message is rejected.
+func TestDevWebJourney(t *testing.T) {
+	e := newEnv(t)
+	a := e.service("Tributi", deliverytest.ServiceOpts{})
+	other := e.service("Anagrafe", deliverytest.ServiceOpts{})
+	fc := person(9)
+	b := e.browser()
+	if code, _ := b.get("/citizen/app"); code != http.StatusSeeOther {
+		t.Fatalf("app without login: %d", code)
+	}
+	code, body := b.get("/citizen/login")
+	if code != 200 || !strings.Contains(body, "DEV") || !strings.Contains(body, `name="fiscal_code"`) {
+		t.Fatalf("login page %d", code)
+	}
+	if code, _ := b.post("/citizen/login", url.Values{"fiscal_code": {"NOTACODE"}}); code != http.StatusUnprocessableEntity {
+		t.Fatalf("bad fiscal code: %d", code)
+	}
+	if code, _ := b.post("/citizen/login", url.Values{"fiscal_code": {strings.ToLower(fc)}}); code != http.StatusSeeOther {
+		t.Fatalf("login: %d", code)
+	}
+	_, body = b.get("/citizen/app")
+	if !strings.Contains(body, `value="MANUAL"`) {
+		t.Fatal("first access page lacks the mode choice")
+	}
+	if strings.Contains(body, fc) {
+		t.Fatal("the page shows the full fiscal code")
+	}
+	if code, _ := b.post("/citizen/app/profile", url.Values{"mode": {"MANUAL"}, "is_inbox_enabled": {"on"}, "email": {""}}); code != http.StatusSeeOther {
+		t.Fatalf("save profile: %d", code)
+	}
+	_, body = b.get("/citizen/app")
+	if !strings.Contains(body, "/citizen/app/services/"+a.PublicID) || !strings.Contains(body, "Anagrafe") {
+		t.Fatal("services not listed")
+	}
+	if code, _ := b.post("/citizen/app/services/"+a.PublicID, url.Values{"enable": {"1"}}); code != http.StatusSeeOther {
+		t.Fatalf("enable service: %d", code)
+	}
+	ida := e.send(a, fc, deliverytest.Message{Subject: "Rinnovo carta d'identità", Markdown: "Il suo documento scade tra **trenta giorni**: prenoti un appuntamento all'ufficio anagrafe."})
+	idb := e.send(other, fc, deliverytest.Message{})
+	e.deliver()
+	if s := e.status(idb); s != "REJECTED/SERVICE_NOT_ALLOWED" {
+		t.Fatalf("other service: %s", s)
+	}
+	_, body = b.get("/citizen/app/messages")
+	if !strings.Contains(body, "Rinnovo carta d&#39;identità") || !strings.Contains(body, "/citizen/app/messages/"+ida) {
+		t.Fatalf("inbox page lacks the message:\n%s", body)
+	}
+	code, body = b.get("/citizen/app/messages/" + ida)
+	if code != 200 || !strings.Contains(body, "<strong>trenta giorni</strong>") {
+		t.Fatalf("message page %d", code)
+	}
+	var read bool
+	_ = e.db.R.Get(&read, `SELECT is_read FROM inbox WHERE message_id = ?`, ida)
+	if !read {
+		t.Fatal("opening the message did not mark it read")
+	}
+	if code, _ := b.get("/citizen/app/messages/" + idb); code != 404 {
+		t.Fatalf("rejected message page: %d", code)
+	}
+	// A cross-site form post is refused.
+	req, _ := http.NewRequest("POST", e.srv.URL+"/citizen/app/delete", nil)
+	req.Header.Set("Sec-Fetch-Site", "cross-site")
+	resp, err := b.hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("cross-site delete: %d", resp.StatusCode)
+	}
+}
+
+func TestWebPagesOnlyInDev(t *testing.T) {
+	e := newEnv(t)
+	prod, err := New(Config{DB: e.db, TokenKey: testKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"/citizen/login", "/citizen/app"} {
+		req, _ := http.NewRequest("GET", p, nil)
+		rec := &recorder{h: http.Header{}}
+		prod.Handler().ServeHTTP(rec, req)
+		if rec.code != http.StatusNotFound {
+			t.Errorf("%s without Dev: %d", p, rec.code)
+		}
+	}
+}
+
+type recorder struct {
+	h    http.Header
+	code int
+}
+
+func (r *recorder) Header() http.Header         { return r.h }
+func (r *recorder) Write(b []byte) (int, error) { return len(b), nil }
+func (r *recorder) WriteHeader(c int)           { r.code = c }

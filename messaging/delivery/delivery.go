@@ -1,0 +1,201 @@
+// Package delivery is the engine after a message is accepted: workers lease
+// outbox rows, decide from the citizen's profile and preferences (exactly
+// as IO does, see messaging/preferences) whether the message enters the
+// inbox and which notices go out, and record the outcome. A notifier sends
+// e-mail and push notices with retries; a retention job deletes message
+// content once it is no longer needed.
+//
+// Every effect is idempotent or at-least-once with a stable id: leases
+// expire, so a crashed worker's rows are processed again, the inbox primary
+// key keeps a message from entering twice, and notification rows are
+// inserted once per (message, channel).
+package delivery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"sportello/db"
+	"sportello/messaging/channels"
+	"sportello/templates/i18n"
+)
+
+// Config is what the pipeline needs; zero values get sensible defaults.
+type Config struct {
+	DB      *db.DB
+	Logger  *slog.Logger
+	Catalog *i18n.Catalog // e-mail texts; loaded when nil
+	Now     func() time.Time
+
+	// SMTPURL is smtp://user:pass@host:port (or smtps://); empty means
+	// e-mail notices are kept in mail_outbox for platform admins to read.
+	SMTPURL  string
+	MailFrom string // sender address when the URL has no ?from=
+	// BaseURL is the public address, used in e-mail notices.
+	BaseURL string
+	// PushURL is the push webhook; empty disables push notices.
+	PushURL    string
+	PushSecret []byte
+	HTTPClient *http.Client
+
+	Workers       int           // concurrent lease/decide/write loops (default 2)
+	BatchSize     int           // outbox rows per lease (default 500)
+	LeaseDuration time.Duration // how long a leased row is hidden from others (default 15s)
+	PollInterval  time.Duration // idle wait between outbox checks (default 25ms)
+
+	RetryBase  time.Duration // first push/e-mail retry delay, doubled each time (default 5s)
+	RetryMax   time.Duration // longest delay between retries (default 10m)
+	NotifyPoll time.Duration // how often due notices are looked for (default 200ms)
+
+	Retention         time.Duration // content kept this long after creation (default 720h)
+	RetentionInterval time.Duration // how often the retention job runs (default 1m)
+}
+
+// Delivery is the running pipeline.
+type Delivery struct {
+	cfg      Config
+	db       *db.DB
+	log      *slog.Logger
+	mailer   channels.Mailer // nil: mail goes to mail_outbox only
+	push     *channels.Push  // nil: no push
+	kick     chan struct{}
+	nkick    chan struct{}
+	catalog  *i18n.Catalog
+	stmts    *statements
+	stmtOnce sync.Mutex // guards stmts
+}
+
+// New validates cfg and builds the pipeline; call Run to start it.
+func New(cfg Config) (*Delivery, error) {
+	if cfg.DB == nil {
+		return nil, errors.New("delivery: DB is required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = 2
+	}
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = 500
+	}
+	def(&cfg.LeaseDuration, 15*time.Second)
+	def(&cfg.PollInterval, 25*time.Millisecond)
+	def(&cfg.RetryBase, 5*time.Second)
+	def(&cfg.RetryMax, 10*time.Minute)
+	def(&cfg.NotifyPoll, 200*time.Millisecond)
+	def(&cfg.Retention, 720*time.Hour)
+	def(&cfg.RetentionInterval, time.Minute)
+	if cfg.Catalog == nil {
+		c, err := i18n.Load()
+		if err != nil {
+			return nil, fmt.Errorf("delivery: %w", err)
+		}
+		cfg.Catalog = c
+	}
+	d := &Delivery{catalog: cfg.Catalog, cfg: cfg, db: cfg.DB, log: cfg.Logger, kick: make(chan struct{}, 1), nkick: make(chan struct{}, 1)}
+	if cfg.SMTPURL != "" {
+		s, err := channels.ParseSMTPURL(cfg.SMTPURL, cfg.MailFrom)
+		if err != nil {
+			return nil, fmt.Errorf("delivery: %w", err)
+		}
+		d.mailer = s
+	}
+	if cfg.PushURL != "" {
+		if len(cfg.PushSecret) == 0 {
+			return nil, errors.New("delivery: PushSecret is required with PushURL")
+		}
+		d.push = &channels.Push{URL: cfg.PushURL, Secret: cfg.PushSecret, Client: cfg.HTTPClient, Now: cfg.Now}
+	}
+	return d, nil
+}
+
+// SetMailer replaces the SMTP mailer (tests with a TLS-less server, or a
+// different transport).
+func (d *Delivery) SetMailer(m channels.Mailer) { d.mailer = m }
+
+// Kick wakes idle workers at once (the send path may call it after a
+// commit); without it they notice new rows within PollInterval.
+func (d *Delivery) Kick() {
+	select {
+	case d.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (d *Delivery) wakeNotifier() {
+	select {
+	case d.nkick <- struct{}{}:
+	default:
+	}
+}
+
+func (d *Delivery) now() time.Time { return d.cfg.Now().UTC() }
+
+// Run processes until ctx is cancelled. Rows leased at that moment are left
+// to expire and are picked up by the next run.
+func (d *Delivery) Run(ctx context.Context) error {
+	if err := d.ensureStatements(ctx); err != nil {
+		return err
+	}
+	defer func() {
+		d.stmtOnce.Lock()
+		d.stmts.close()
+		d.stmts = nil
+		d.stmtOnce.Unlock()
+	}()
+	var wg sync.WaitGroup
+	errs := make(chan error, d.cfg.Workers+2)
+	start := func(name string, f func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(ctx); err != nil && ctx.Err() == nil {
+				errs <- fmt.Errorf("%s: %w", name, err)
+			}
+		}()
+	}
+	for i := 0; i < d.cfg.Workers; i++ {
+		start("worker", d.worker)
+	}
+	start("notifier", d.notifier)
+	start("retention", d.retention)
+	wg.Wait()
+	close(errs)
+	return errors.Join(collect(errs)...)
+}
+
+func collect(ch chan error) []error {
+	var out []error
+	for e := range ch {
+		out = append(out, e)
+	}
+	return out
+}
+
+// sleep waits d or until ctx ends or a kick arrives; false means stop.
+func (d *Delivery) sleep(ctx context.Context, dur time.Duration) bool {
+	t := time.NewTimer(dur)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-d.kick:
+		return true
+	case <-t.C:
+		return true
+	}
+}

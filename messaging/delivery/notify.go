@@ -1,0 +1,282 @@
+package delivery
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"sportello/messaging/channels"
+	"sportello/messaging/fiscalcode"
+	"sportello/templates/i18n"
+)
+
+// Channel statuses (IO's names). A notice waiting for its first attempt is
+// THROTTLED with zero attempts, as IO shows a not-yet-delivered channel.
+const (
+	NoticeSent      = "SENT"
+	NoticeThrottled = "THROTTLED"
+	NoticeExpired   = "EXPIRED"
+	NoticeFailed    = "FAILED"
+)
+
+// notice is one due e-mail or push notification.
+type notice struct {
+	MessageID     string    `db:"message_id"`
+	Channel       string    `db:"channel"`
+	Attempts      int       `db:"attempts"`
+	CreatedAt     time.Time `db:"created_at"`
+	TTL           int64     `db:"time_to_live"`
+	FiscalCode    string    `db:"fiscal_code"`
+	Content       *string   `db:"content"`
+	Secure        bool      `db:"require_secure_channels"`
+	ServicePublic string    `db:"public_id"`
+	ServiceName   string    `db:"service_name"`
+	Email         *string   `db:"email"`
+	EmailOK       *bool     `db:"email_ok"`
+	Languages     *string   `db:"preferred_languages"`
+}
+
+type noticeResult struct {
+	n       notice
+	status  string
+	err     error
+	next    *time.Time
+	mailRow *channels.Mail
+	sentAt  *time.Time
+}
+
+// notifier sends due notices until ctx ends.
+func (d *Delivery) notifier(ctx context.Context) error {
+	for {
+		n, err := d.SendDueNotices(ctx)
+		if err != nil && ctx.Err() == nil {
+			d.log.Error("sending notices failed", "err", err)
+		}
+		if n > 0 {
+			continue
+		}
+		t := time.NewTimer(d.cfg.NotifyPoll)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-d.nkick:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// SendDueNotices makes one attempt for every due notice (up to 200) and
+// records the results; it returns how many it handled.
+func (d *Delivery) SendDueNotices(ctx context.Context) (int, error) {
+	now := d.now()
+	var due []notice
+	err := d.db.R.SelectContext(ctx, &due, `SELECT n.message_id, n.channel, n.attempts, m.created_at, m.time_to_live,
+			m.fiscal_code, m.content, (m.require_secure_channels OR s.require_secure_channels) AS require_secure_channels,
+			s.public_id, s.name AS service_name,
+			p.email, (p.is_email_enabled AND p.is_email_validated) AS email_ok, p.preferred_languages
+		FROM notifications n
+		JOIN messages m ON m.id = n.message_id
+		JOIN services s ON s.id = m.service_id
+		LEFT JOIN profiles p ON p.fiscal_code = m.fiscal_code
+		WHERE n.status = 'THROTTLED' AND n.next_attempt_at <= ?
+		ORDER BY n.next_attempt_at LIMIT 200`, now)
+	if err != nil {
+		return 0, fmt.Errorf("due notices: %w", err)
+	}
+	if len(due) == 0 {
+		return 0, nil
+	}
+	results := make([]noticeResult, len(due))
+	// A slow webhook or mail server must not serialise the batch.
+	sem := make(chan struct{}, 8)
+	var wg sync.WaitGroup
+	for i := range due {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			results[i] = d.attempt(ctx, now, due[i])
+		}()
+	}
+	wg.Wait()
+	if err := d.recordNotices(context.WithoutCancel(ctx), now, results); err != nil {
+		return 0, err
+	}
+	return len(due), nil
+}
+
+// attempt makes one delivery attempt and classifies the result.
+func (d *Delivery) attempt(ctx context.Context, now time.Time, n notice) noticeResult {
+	r := noticeResult{n: n}
+	expiry := n.CreatedAt.Add(time.Duration(n.TTL) * time.Second)
+	if !now.Before(expiry) {
+		r.status = NoticeExpired
+		return r
+	}
+	var err error
+	switch n.Channel {
+	case ChannelEmail:
+		err = d.sendEmail(ctx, now, n, &r)
+	case ChannelWebhook:
+		err = d.sendPush(ctx, n)
+	default:
+		err = fmt.Errorf("unknown channel %q: %w", n.Channel, channels.ErrPermanent)
+	}
+	switch {
+	case err == nil:
+		r.status = NoticeSent
+	case channels.Permanent(err):
+		r.status, r.err = NoticeFailed, err
+	default:
+		r.err = err
+		next := now.Add(d.backoff(n.Attempts + 1))
+		if !next.Before(expiry) {
+			// The last try is at the end of the time to live; after it the
+			// notice expires.
+			next = expiry
+		}
+		r.status, r.next = NoticeThrottled, &next
+	}
+	if err != nil {
+		d.log.Warn("notice not delivered", "message_id", n.MessageID, "channel", n.Channel,
+			"fiscal_code", fiscalcode.Mask(n.FiscalCode), "status", r.status, "err", err)
+	}
+	return r
+}
+
+// backoff is RetryBase doubled per attempt, capped at RetryMax.
+func (d *Delivery) backoff(attempt int) time.Duration {
+	b := d.cfg.RetryBase
+	for i := 1; i < attempt && b < d.cfg.RetryMax; i++ {
+		b *= 2
+	}
+	return min(b, d.cfg.RetryMax)
+}
+
+func (d *Delivery) sendEmail(ctx context.Context, now time.Time, n notice, r *noticeResult) error {
+	if n.Email == nil || *n.Email == "" || n.EmailOK == nil || !*n.EmailOK {
+		return fmt.Errorf("no validated e-mail address: %w", channels.ErrPermanent)
+	}
+	lang := languageOf(n.Languages)
+	m := channels.Mail{To: *n.Email, MessageID: n.MessageID + "@sportello",
+		Subject: d.catalog.T(lang, "delivery.email.subject", n.ServiceName), Body: d.emailBody(lang, n)}
+	if d.mailer != nil {
+		if err := d.mailer.Send(ctx, m); err != nil {
+			return err
+		}
+		r.sentAt = &now
+	}
+	r.mailRow = &m
+	return nil
+}
+
+// emailBody is a notice, not the message: the content stays in the inbox.
+// Secure messages never get here (no e-mail for them, see preferences).
+func (d *Delivery) emailBody(lang string, n notice) string {
+	subject := ""
+	if c, err := ParseContent(n.Content); err == nil && c != nil && !n.Secure {
+		subject = c.Subject
+	}
+	var b strings.Builder
+	b.WriteString(d.catalog.T(lang, "delivery.email.intro", n.ServiceName))
+	b.WriteString("\n")
+	if subject != "" {
+		b.WriteString(d.catalog.T(lang, "delivery.email.subject_line", subject))
+		b.WriteString("\n")
+	}
+	b.WriteString("\n")
+	if d.cfg.BaseURL != "" {
+		b.WriteString(d.catalog.T(lang, "delivery.email.read_at", strings.TrimRight(d.cfg.BaseURL, "/")+"/citizen/app/messages/"+n.MessageID))
+	} else {
+		b.WriteString(d.catalog.T(lang, "delivery.email.read_app"))
+	}
+	b.WriteString("\n")
+	return b.String()
+}
+
+// languageOf picks the catalog language from preferred_languages
+// (["en_GB", ...]); Italian when none matches.
+func languageOf(raw *string) string {
+	if raw == nil {
+		return i18n.Default
+	}
+	var langs []string
+	_ = json.Unmarshal([]byte(*raw), &langs)
+	for _, l := range langs {
+		if s := i18n.Supported(l); s != "" {
+			return s
+		}
+	}
+	return i18n.Default
+}
+
+// PushPayload is the body posted to the push webhook. Subject is left out
+// when the message requires secure channels (an anonymous notice).
+type PushPayload struct {
+	MessageID   string    `json:"message_id"`
+	FiscalCode  string    `json:"fiscal_code"`
+	ServiceID   string    `json:"service_id"`
+	ServiceName string    `json:"service_name"`
+	Subject     string    `json:"subject,omitempty"`
+	CreatedAt   time.Time `json:"created_at"`
+}
+
+func (d *Delivery) sendPush(ctx context.Context, n notice) error {
+	if d.push == nil {
+		return fmt.Errorf("push not configured: %w", channels.ErrPermanent)
+	}
+	p := PushPayload{MessageID: n.MessageID, FiscalCode: n.FiscalCode, ServiceID: n.ServicePublic,
+		ServiceName: n.ServiceName, CreatedAt: n.CreatedAt.UTC()}
+	if c, err := ParseContent(n.Content); err == nil && c != nil && !n.Secure {
+		p.Subject = c.Subject
+	}
+	body, err := json.Marshal(p)
+	if err != nil {
+		return errors.Join(channels.ErrPermanent, err)
+	}
+	return d.push.Send(ctx, n.MessageID, body)
+}
+
+// recordNotices writes all results of one round in one transaction.
+func (d *Delivery) recordNotices(ctx context.Context, now time.Time, rs []noticeResult) error {
+	return d.db.WriteTx(ctx, func(tx *sqlx.Tx) error {
+		for _, r := range rs {
+			lastErr := ""
+			if r.err != nil {
+				lastErr = truncate(r.err.Error(), 500)
+			}
+			attempts := r.n.Attempts
+			if r.status != NoticeExpired {
+				attempts++
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE notifications SET status = ?, attempts = ?, next_attempt_at = ?,
+				last_error = ?, updated_at = ? WHERE message_id = ? AND channel = ?`,
+				r.status, attempts, r.next, lastErr, now, r.n.MessageID, r.n.Channel); err != nil {
+				return err
+			}
+			if r.mailRow != nil {
+				if _, err := tx.ExecContext(ctx, `INSERT INTO mail_outbox (message_id, to_addr, subject, body, created_at, sent_at)
+					VALUES (?, ?, ?, ?, ?, ?)`, r.n.MessageID, r.mailRow.To, r.mailRow.Subject, r.mailRow.Body, now, r.sentAt); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}

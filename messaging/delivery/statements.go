@@ -1,0 +1,68 @@
+package delivery
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+
+	"sportello/db"
+)
+
+// Hot statements of the outcome transaction, prepared once on the writer
+// connection: SQLite then skips a parse per row.
+const (
+	sqlSetStatus = `UPDATE messages SET status = ?, rejection_reason = ?, processed_at = ? WHERE id = ?`
+	// The inbox row is written only while the profile exists, checked in
+	// the same transaction: a citizen deleting the account between the
+	// decision and this write must not get a row back.
+	sqlInbox = `INSERT OR IGNORE INTO inbox (message_id, fiscal_code, service_id, created_at)
+		SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM profiles WHERE fiscal_code = ?)`
+	sqlInboxHas = `SELECT count(*) FROM inbox WHERE message_id = ?`
+	sqlNotify   = `INSERT OR IGNORE INTO notifications (message_id, channel, status, attempts, next_attempt_at, updated_at)
+		VALUES (?, ?, 'THROTTLED', 0, ?, ?)`
+	sqlUnqueue = `DELETE FROM outbox WHERE message_id = ?`
+)
+
+type statements struct {
+	setStatus, inbox, inboxHas, notify, unqueue *sql.Stmt
+}
+
+func prepare(ctx context.Context, d *db.DB) (*statements, error) {
+	s := &statements{}
+	for _, p := range []struct {
+		dst **sql.Stmt
+		q   string
+	}{{&s.setStatus, sqlSetStatus}, {&s.inbox, sqlInbox}, {&s.inboxHas, sqlInboxHas}, {&s.notify, sqlNotify}, {&s.unqueue, sqlUnqueue}} {
+		st, err := d.W.PrepareContext(ctx, p.q)
+		if err != nil {
+			s.close()
+			return nil, fmt.Errorf("prepare: %w", err)
+		}
+		*p.dst = st
+	}
+	return s, nil
+}
+
+func (s *statements) close() {
+	for _, st := range []*sql.Stmt{s.setStatus, s.inbox, s.inboxHas, s.notify, s.unqueue} {
+		if st != nil {
+			st.Close()
+		}
+	}
+}
+
+// ensureStatements prepares the statements once (Run does it at start;
+// tests calling ProcessBatch directly get them here).
+func (d *Delivery) ensureStatements(ctx context.Context) error {
+	d.stmtOnce.Lock()
+	defer d.stmtOnce.Unlock()
+	if d.stmts != nil {
+		return nil
+	}
+	st, err := prepare(ctx, d.db)
+	if err != nil {
+		return err
+	}
+	d.stmts = st
+	return nil
+}

@@ -1,0 +1,316 @@
+package send
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"sportello/db"
+)
+
+// Pipeline is a group committer that overlaps the fsync of one batch with
+// the execution of the next, so the single writer never sits idle waiting
+// for the disk.
+//
+// db.GroupCommitter commits with synchronous=FULL: SQLite writes the
+// batch's WAL frames and fsyncs inside COMMIT, and the next batch waits for
+// that fsync. Here a batch commits with synchronous=NORMAL (frames written,
+// no fsync), the writer moves on to the next batch at once, and a second
+// goroutine fsyncs the WAL file and only then answers the batch's callers.
+// An fsync that starts after a COMMIT returned covers that commit's frames
+// (page cache is per file, not per descriptor), so "Do returned nil" still
+// means "on disk": a power cut after a 201 loses nothing. Checkpoints (done
+// by the gateway's checkpointer with synchronous=FULL) fsync the WAL before
+// copying it, so they never move frames that could still vanish.
+//
+// The writer connection is held for one cycle at a time and put back to
+// synchronous=FULL before it returns to the pool, so other writers (the
+// portal, the delivery workers) keep FULL commits.
+type Pipeline struct {
+	d        *db.DB
+	log      *slog.Logger
+	walPath  string
+	maxBatch int
+	reqs     chan *pipeReq
+	toSync   chan []*pipeReq
+	stop     chan struct{}
+	loopDone chan struct{}
+	syncDone chan struct{}
+	once     sync.Once
+
+	mu    sync.Mutex
+	stmts map[string]*sql.Stmt
+}
+
+// Op is one caller's part of a shared transaction. It may run more than
+// once (a batch is retried without an operation that failed), so it must
+// have no effect outside the transaction.
+type Op func(tx *Tx) error
+
+// Tx is the shared transaction as an operation sees it.
+type Tx struct {
+	tx  *sql.Tx
+	p   *Pipeline
+	ctx context.Context
+}
+
+// Exec runs a statement, prepared once per process when registered with
+// Prepare (SQLite then skips parsing on the hot path).
+func (t *Tx) Exec(query string, args ...any) (sql.Result, error) {
+	if st := t.p.stmt(query); st != nil {
+		return t.tx.StmtContext(t.ctx, st).ExecContext(t.ctx, args...)
+	}
+	return t.tx.ExecContext(t.ctx, query, args...)
+}
+
+// QueryRow runs a single-row query in the transaction.
+func (t *Tx) QueryRow(query string, args ...any) *sql.Row {
+	if st := t.p.stmt(query); st != nil {
+		return t.tx.StmtContext(t.ctx, st).QueryRowContext(t.ctx, args...)
+	}
+	return t.tx.QueryRowContext(t.ctx, query, args...)
+}
+
+type pipeReq struct {
+	op  Op
+	err chan error
+}
+
+// ErrClosed is returned by Do after Close.
+var ErrClosed = errors.New("send: pipeline closed")
+
+// NewPipeline starts the writer and syncer goroutines. maxBatch bounds
+// one transaction.
+func NewPipeline(d *db.DB, maxBatch int, log *slog.Logger) (*Pipeline, error) {
+	if maxBatch <= 0 {
+		maxBatch = 512
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	p := &Pipeline{d: d, log: log, walPath: d.Path + "-wal", maxBatch: maxBatch,
+		reqs: make(chan *pipeReq, 4*maxBatch), toSync: make(chan []*pipeReq),
+		stop: make(chan struct{}), loopDone: make(chan struct{}), syncDone: make(chan struct{}),
+		stmts: map[string]*sql.Stmt{}}
+	// The WAL file exists once the database is open in WAL mode; make its
+	// directory entry durable once, since the syncer only fsyncs the file.
+	if err := syncDir(filepath.Dir(d.Path)); err != nil {
+		return nil, fmt.Errorf("send: sync data dir: %w", err)
+	}
+	go p.loop()
+	go p.syncLoop()
+	return p, nil
+}
+
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
+}
+
+// Prepare registers hot statements on the writer; call it before traffic.
+func (p *Pipeline) Prepare(ctx context.Context, queries ...string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, q := range queries {
+		if _, ok := p.stmts[q]; ok {
+			continue
+		}
+		st, err := p.d.W.PrepareContext(ctx, q)
+		if err != nil {
+			return err
+		}
+		p.stmts[q] = st
+	}
+	return nil
+}
+
+func (p *Pipeline) stmt(q string) *sql.Stmt {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stmts[q]
+}
+
+// Do queues op and waits until its transaction is committed and fsynced.
+// Once queued, Do waits for the outcome even if ctx ends: the caller must
+// not guess whether its operation was stored.
+func (p *Pipeline) Do(ctx context.Context, op Op) error {
+	r := &pipeReq{op: op, err: make(chan error, 1)}
+	select {
+	case <-p.stop:
+		return ErrClosed
+	default:
+	}
+	select {
+	case p.reqs <- r:
+	case <-p.stop:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-r.err:
+		return err
+	case <-p.syncDone:
+		select {
+		case err := <-r.err:
+			return err
+		default:
+			return ErrClosed
+		}
+	}
+}
+
+// Close commits and syncs what is queued, then stops.
+func (p *Pipeline) Close() {
+	p.once.Do(func() { close(p.stop) })
+	<-p.syncDone
+	p.mu.Lock()
+	for _, st := range p.stmts {
+		st.Close()
+	}
+	p.stmts = map[string]*sql.Stmt{}
+	p.mu.Unlock()
+}
+
+func (p *Pipeline) loop() {
+	defer close(p.loopDone)
+	defer close(p.toSync)
+	batch := make([]*pipeReq, 0, p.maxBatch)
+	for {
+		var first *pipeReq
+		select {
+		case first = <-p.reqs:
+		case <-p.stop:
+			for {
+				select {
+				case r := <-p.reqs:
+					p.run([]*pipeReq{r})
+				default:
+					return
+				}
+			}
+		}
+		batch = append(batch[:0], first)
+	fill:
+		for len(batch) < p.maxBatch {
+			select {
+			case r := <-p.reqs:
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		p.run(batch)
+	}
+}
+
+// run commits one batch without fsync and hands it to the syncer. An
+// operation that fails is answered alone and the batch retried without it.
+func (p *Pipeline) run(batch []*pipeReq) {
+	ctx := context.Background()
+	conn, err := p.d.W.Conn(ctx)
+	if err != nil {
+		answerAll(batch, err)
+		return
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `PRAGMA synchronous = NORMAL`); err != nil {
+		answerAll(batch, err)
+		return
+	}
+	defer func() {
+		if _, err := conn.ExecContext(ctx, `PRAGMA synchronous = FULL`); err != nil {
+			// The connection must not go back to the pool unsafe.
+			p.log.Error("send: restore synchronous=FULL", "err", err)
+			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+		}
+	}()
+	pending := append([]*pipeReq(nil), batch...)
+	for len(pending) > 0 {
+		tx, err := conn.BeginTx(ctx, nil)
+		if err != nil {
+			answerAll(pending, err)
+			return
+		}
+		t := &Tx{tx: tx, p: p, ctx: ctx}
+		failed := -1
+		var opErr error
+		for i, r := range pending {
+			if err := r.op(t); err != nil {
+				failed, opErr = i, err
+				break
+			}
+		}
+		if failed >= 0 {
+			_ = tx.Rollback()
+			pending[failed].err <- opErr
+			pending = append(pending[:failed:failed], pending[failed+1:]...)
+			continue
+		}
+		if err := tx.Commit(); err != nil {
+			answerAll(pending, err)
+			return
+		}
+		p.toSync <- pending
+		return
+	}
+}
+
+// syncLoop fsyncs the WAL for every committed batch, several at a time.
+func (p *Pipeline) syncLoop() {
+	defer close(p.syncDone)
+	var waiting [][]*pipeReq
+	for b := range p.toSync {
+		waiting = append(waiting[:0], b)
+	more:
+		for {
+			select {
+			case b, ok := <-p.toSync:
+				if !ok {
+					break more
+				}
+				waiting = append(waiting, b)
+			default:
+				break more
+			}
+		}
+		err := p.syncWAL()
+		if err != nil {
+			p.log.Error("send: fsync WAL", "err", err)
+			err = fmt.Errorf("send: fsync: %w", err)
+		}
+		for _, b := range waiting {
+			answerAll(b, err)
+		}
+	}
+}
+
+// syncWAL opens the WAL file afresh each time (it can be replaced when
+// every connection closes) and fsyncs it.
+func (p *Pipeline) syncWAL() error {
+	f, err := os.OpenFile(p.walPath, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func answerAll(rs []*pipeReq, err error) {
+	for _, r := range rs {
+		r.err <- err
+	}
+}

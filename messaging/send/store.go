@@ -1,0 +1,196 @@
+package send
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"sportello/db"
+)
+
+// Sender is who sends: what the gateway knows about the authenticated key.
+type Sender struct {
+	ServiceID             int64
+	ServicePublicID       string
+	InstitutionID         int64
+	Mode                  string // "test" or "live"
+	RequireSecureChannels bool   // the service's setting; a message may add its own
+}
+
+// Submission is one validated message and what makes its insert unique.
+type Submission struct {
+	Message        *NewMessage
+	IdempotencyKey string // "" when none
+	BodyHash       string // SHA-256 of the request body, with IdempotencyKey
+	// Extra runs in the same transaction when (and only when) a new message
+	// is inserted: the gateway counts test quota there, so a counted
+	// request and its message are durable together.
+	Extra func(tx *Tx) error
+}
+
+// Result of a submission.
+type Result struct {
+	ID       string
+	Replayed bool // an earlier message with the same Idempotency-Key and body
+}
+
+// ErrIdempotencyMismatch means the Idempotency-Key was used with another body.
+var ErrIdempotencyMismatch = errors.New("send: idempotency key reused with a different body")
+
+// IdempotencyWindow is how long an Idempotency-Key is remembered.
+const IdempotencyWindow = 24 * time.Hour
+
+// Statements run for every send, prepared once on the writer.
+const (
+	qFindIdem = `SELECT id, body_hash, created_at FROM messages WHERE service_id = ? AND idempotency_key = ?`
+	qForget   = `UPDATE messages SET idempotency_key = NULL WHERE id = ?`
+	qInsert   = `INSERT INTO messages (id, service_id, institution_id, fiscal_code, mode, content, time_to_live,
+		feature_level_type, require_secure_channels, idempotency_key, body_hash, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	qOutbox = `INSERT INTO outbox (message_id, available_at) VALUES (?, ?)`
+)
+
+// Store writes messages through a group committer and reads them back.
+type Store struct {
+	d   *db.DB
+	gc  *Pipeline
+	now func() time.Time
+}
+
+// NewStore prepares the hot statements on gc; call before traffic starts.
+func NewStore(ctx context.Context, d *db.DB, gc *Pipeline, now func() time.Time) (*Store, error) {
+	if now == nil {
+		now = time.Now
+	}
+	if err := gc.Prepare(ctx, qFindIdem, qForget, qInsert, qOutbox); err != nil {
+		return nil, fmt.Errorf("send: prepare: %w", err)
+	}
+	return &Store{d: d, gc: gc, now: now}, nil
+}
+
+// Submit stores a validated message and its outbox row. It returns only
+// after the transaction holding them committed (synchronous=FULL: fsynced),
+// so a nil error means the message survives a power cut.
+func (s *Store) Submit(ctx context.Context, from Sender, sub Submission) (Result, error) {
+	m := sub.Message
+	content, err := contentJSON(m.Content)
+	if err != nil {
+		return Result{}, fmt.Errorf("send: encode content: %w", err)
+	}
+	now := s.now().UTC()
+	id := NewID(now)
+	secure := from.RequireSecureChannels || m.Content.RequireSecureChannels
+	var idem, hash any
+	if sub.IdempotencyKey != "" {
+		idem, hash = sub.IdempotencyKey, sub.BodyHash
+	}
+	var res Result
+	var mismatch bool
+	err = s.gc.Do(ctx, func(tx *Tx) error {
+		// The op may run again if another op of the batch fails: reset.
+		res, mismatch = Result{}, false
+		if sub.IdempotencyKey != "" {
+			// Looked up inside the shared transaction, so a concurrent retry
+			// in the same batch sees the first one's uncommitted row.
+			var prevID, prevHash string
+			var prevAt time.Time
+			err := tx.QueryRow(qFindIdem, from.ServiceID, sub.IdempotencyKey).Scan(&prevID, &prevHash, &prevAt)
+			switch {
+			case err == nil && now.Sub(prevAt) < IdempotencyWindow:
+				if prevHash != sub.BodyHash {
+					mismatch = true
+					return nil
+				}
+				res = Result{ID: prevID, Replayed: true}
+				return nil
+			case err == nil: // expired: the key may be used again
+				if _, err := tx.Exec(qForget, prevID); err != nil {
+					return err
+				}
+			case !errors.Is(err, sql.ErrNoRows):
+				return err
+			}
+		}
+		if _, err := tx.Exec(qInsert, id, from.ServiceID, from.InstitutionID, m.FiscalCode, from.Mode, content,
+			*m.TimeToLive, m.FeatureLevelType, secure, idem, hash, now); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(qOutbox, id, now); err != nil {
+			return err
+		}
+		if sub.Extra != nil {
+			if err := sub.Extra(tx); err != nil {
+				return err
+			}
+		}
+		res = Result{ID: id}
+		return nil
+	})
+	if err != nil {
+		return Result{}, fmt.Errorf("send: submit: %w", err)
+	}
+	if mismatch {
+		return Result{}, ErrIdempotencyMismatch
+	}
+	return res, nil
+}
+
+// Stored is a message as GET /messages/{fiscal_code}/{id} shows it.
+type Stored struct {
+	Message      StoredMessage     `json:"message"`
+	Notification map[string]string `json:"notification"`
+	Status       string            `json:"status"`
+	// RejectionReason is set with status REJECTED.
+	RejectionReason string `json:"rejection_reason,omitempty"`
+}
+
+// StoredMessage is IO's CreatedMessageWithContent.
+type StoredMessage struct {
+	ID               string          `json:"id"`
+	FiscalCode       string          `json:"fiscal_code"`
+	TimeToLive       int64           `json:"time_to_live"`
+	CreatedAt        time.Time       `json:"created_at"`
+	Content          json.RawMessage `json:"content,omitempty"`
+	SenderServiceID  string          `json:"sender_service_id"`
+	FeatureLevelType string          `json:"feature_level_type"`
+}
+
+// Get reads a message of the given service; another service's message, or
+// one addressed to another fiscal code, is db.ErrNotFound.
+func (s *Store) Get(ctx context.Context, from Sender, fiscalCode, id string) (*Stored, error) {
+	var row struct {
+		ID      string         `db:"id"`
+		CF      string         `db:"fiscal_code"`
+		TTL     int64          `db:"time_to_live"`
+		Created time.Time      `db:"created_at"`
+		Content sql.NullString `db:"content"`
+		Feature string         `db:"feature_level_type"`
+		Status  string         `db:"status"`
+		Reason  sql.NullString `db:"rejection_reason"`
+	}
+	err := s.d.R.GetContext(ctx, &row, `SELECT id, fiscal_code, time_to_live, created_at, content, feature_level_type, status, rejection_reason
+		FROM messages WHERE id = ? AND service_id = ? AND fiscal_code = ?`, id, from.ServiceID, fiscalCode)
+	if err != nil {
+		return nil, db.NotFound(err)
+	}
+	out := &Stored{Status: row.Status, Notification: map[string]string{}, RejectionReason: row.Reason.String,
+		Message: StoredMessage{ID: row.ID, FiscalCode: row.CF, TimeToLive: row.TTL, CreatedAt: row.Created.UTC(),
+			SenderServiceID: from.ServicePublicID, FeatureLevelType: row.Feature}}
+	if row.Content.Valid {
+		out.Message.Content = json.RawMessage(row.Content.String)
+	}
+	var notes []struct {
+		Channel string `db:"channel"`
+		Status  string `db:"status"`
+	}
+	if err := s.d.R.SelectContext(ctx, &notes, `SELECT channel, status FROM notifications WHERE message_id = ?`, id); err != nil {
+		return nil, fmt.Errorf("send: notifications: %w", err)
+	}
+	for _, n := range notes {
+		out.Notification[n.Channel] = n.Status
+	}
+	return out, nil
+}
