@@ -155,6 +155,13 @@ func (a *App) approveService(w http.ResponseWriter, r *http.Request) {
 	}
 	ver := sc.Working
 	err := a.writeTx(ctx, func(tx *sqlx.Tx) error {
+		// Two versions with the same name may have been submitted while
+		// neither was live; the second approval must not make them twins.
+		if dup, err := liveNameTaken(ctx, tx, sc.Service.InstitutionID, sc.Service.ID, ver.Card.Name); err != nil {
+			return err
+		} else if dup {
+			return errDuplicateName
+		}
 		now := a.now()
 		res, err := tx.ExecContext(ctx, `UPDATE service_versions SET state = 'approved', decided_at = ?, decided_by = ?, decision_reason = ''
 			WHERE id = ? AND state = 'submitted'`, now, v.User.ID, ver.ID)
@@ -179,6 +186,10 @@ func (a *App) approveService(w http.ResponseWriter, r *http.Request) {
 	if errors.Is(err, errSubmitted) {
 		a.flash(w, r, "error", "review.not_submitted")
 		http.Redirect(w, r, "/admin/reviews", http.StatusSeeOther)
+		return
+	} else if errors.Is(err, errDuplicateName) {
+		a.flash(w, r, "error", "review.duplicate_name", ver.Card.Name)
+		http.Redirect(w, r, "/admin/reviews/"+sc.Service.PublicID, http.StatusSeeOther)
 		return
 	} else if err != nil {
 		a.serverError(w, r, err)

@@ -320,32 +320,37 @@ func (a *App) submitService(w http.ResponseWriter, r *http.Request) {
 	for _, id := range ver.Checklist.Pending() {
 		refusal = append(refusal, a.T(r, "missing.checklist_item", a.T(r, "checklist."+id+".title")))
 	}
-	var dup int
-	if err := a.DB.R.GetContext(ctx, &dup, `SELECT count(*) FROM services s JOIN service_versions v ON v.id = s.live_version_id
-		WHERE s.institution_id = ? AND s.id <> ? AND s.deleted_at IS NULL AND lower(json_extract(v.card, '$.name')) = lower(?)`,
-		sc.Service.InstitutionID, sc.Service.ID, ver.Card.Name); err != nil {
+	dup, err := liveNameTaken(ctx, a.DB.R, sc.Service.InstitutionID, sc.Service.ID, ver.Card.Name)
+	if err != nil {
 		a.serverError(w, r, err)
 		return
 	}
-	if dup > 0 {
+	if dup {
 		refusal = append(refusal, a.T(r, "missing.unique_name", ver.Card.Name))
 	}
 	if len(refusal) > 0 {
 		a.renderService(w, r, http.StatusUnprocessableEntity, sc, refusal)
 		return
 	}
-	err := a.writeTx(ctx, func(tx *sqlx.Tx) error {
+	err = a.writeTx(ctx, func(tx *sqlx.Tx) error {
+		// Submit exactly what was checked: if the card or checklist changed
+		// since (another tab, a colleague), nothing happens and the person
+		// looks again.
 		res, err := tx.ExecContext(ctx, `UPDATE service_versions SET state = 'submitted', submitted_at = ?, decision_reason = ''
-			WHERE id = ? AND state IN ('draft', 'rejected')`, a.now(), ver.ID)
+			WHERE id = ? AND state IN ('draft', 'rejected') AND card = ? AND checklist = ?`, a.now(), ver.ID, ver.CardJSON, ver.ChecklistJSON)
 		if err != nil {
 			return err
 		}
 		if n, _ := res.RowsAffected(); n != 1 {
-			return errSubmitted
+			return errChangedMeanwhile
 		}
 		return a.serviceEvent(ctx, tx, r, sc.Service, &ver.ID, "submit", "")
 	})
-	if err != nil && !errors.Is(err, errSubmitted) {
+	if errors.Is(err, errChangedMeanwhile) {
+		a.flash(w, r, "error", "services.changed_meanwhile")
+		http.Redirect(w, r, fmt.Sprintf("/i/%d/services/%s", sc.Service.InstitutionID, sc.Service.PublicID), http.StatusSeeOther)
+		return
+	} else if err != nil {
 		a.serverError(w, r, err)
 		return
 	}

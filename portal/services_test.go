@@ -148,7 +148,7 @@ func TestServiceLifecycle(t *testing.T) {
 	// Editing the approved service opens version 2; version 1 stays in force.
 	edit := validCard("TARI - Tassa rifiuti")
 	edit.Set("phone", "051 123456")
-	edit.Set("max_payment", "3.000")
+	edit.Set("max_payment", "3.000,00")
 	admin.post(base+"/card", edit)
 	if got := e.versionStates(sid); got != "1:approved 2:draft" {
 		t.Fatalf("states after edit %s", got)
@@ -271,5 +271,29 @@ func TestServiceRolesAndConsole(t *testing.T) {
 	}
 	if e.count(`SELECT count(*) FROM api_keys WHERE revoked_at IS NULL`) != 0 {
 		t.Fatal("keys of a deleted service still active")
+	}
+}
+
+// Two same-named services submitted while neither is live: the second
+// approval is refused.
+func TestDuplicateNameRefusedAtApproval(t *testing.T) {
+	e := newTestEnv(t)
+	admin, inst := e.registerInst(1, "a@comune.example.it")
+	pa := e.platformAdmin("root@sportello.example.it")
+	var sids []string
+	for _, name := range []string{"TARI", "tari"} {
+		sid := e.createService(admin, inst, name)
+		admin.post(fmt.Sprintf("/i/%d/services/%s/card", inst, sid), validCard(name))
+		e.completeChecklist(admin, inst, sid)
+		if r := admin.post(fmt.Sprintf("/i/%d/services/%s/submit", inst, sid), nil); r.Status != http.StatusSeeOther {
+			t.Fatalf("submit %s: %d", name, r.Status)
+		}
+		sids = append(sids, sid)
+	}
+	pa.post("/admin/reviews/"+sids[0]+"/approve", nil)
+	r := pa.post("/admin/reviews/"+sids[1]+"/approve", nil)
+	mustContain(t, pa.follow(r), "non è possibile approvarne un secondo")
+	if e.count(`SELECT count(*) FROM services WHERE live_version_id IS NOT NULL`) != 1 {
+		t.Fatal("two live services with the same name")
 	}
 }

@@ -245,4 +245,18 @@ func (a *App) openDraft(ctx context.Context, tx *sqlx.Tx, r *http.Request, sc *s
 	return v, a.serviceEvent(ctx, tx, r, sc.Service, &id, "edit", "")
 }
 
-var errSubmitted = errors.New("the version is under review")
+var (
+	errSubmitted        = errors.New("the version is under review")
+	errChangedMeanwhile = errors.New("the version changed since it was checked")
+	errDuplicateName    = errors.New("another live service of the institution has this name")
+)
+
+// liveNameTaken reports whether another live service of the institution
+// has this name (case-insensitive): citizens could not tell them apart.
+func liveNameTaken(ctx context.Context, q sqlx.QueryerContext, instID, serviceID int64, name string) (bool, error) {
+	var n int
+	err := sqlx.GetContext(ctx, q, &n, `SELECT count(*) FROM services s JOIN service_versions v ON v.id = s.live_version_id
+		WHERE s.institution_id = ? AND s.id <> ? AND s.deleted_at IS NULL AND lower(json_extract(v.card, '$.name')) = lower(?)`,
+		instID, serviceID, name)
+	return n > 0, err
+}

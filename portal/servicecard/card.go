@@ -198,7 +198,8 @@ func Parse(get func(string) string) (Card, Problems) {
 // ValidURL accepts absolute http(s) URLs with a host.
 func ValidURL(s string) bool {
 	u, err := url.Parse(s)
-	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && !strings.ContainsAny(s, " <>\"")
+	// No user:password@ part: a public card must not carry credentials.
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && u.User == nil && !strings.ContainsAny(s, " <>\"")
 }
 
 // ValidEmail accepts a bare address with a dotted domain.
@@ -211,28 +212,64 @@ func ValidEmail(s string) bool {
 	return strings.Contains(domain, ".") && !strings.HasSuffix(domain, ".")
 }
 
-// ParseEuro reads an amount as Italian staff type it: "1.234,56", "1234,5",
-// "1234.56" or "12" (euro), returning cents.
+// ParseEuro reads an amount as Italian staff type it: "1.234,56",
+// "1234,5", "1234.56" or "12" (euro), returning cents. Ambiguous input is
+// refused rather than guessed: "12,345" could be twelve euro or twelve
+// thousand, so a comma followed by three digits is an error (a dot followed
+// by three is the Italian thousands separator), and
+// thousands groups must have exactly three digits.
 func ParseEuro(s string) (int64, error) {
 	s = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(s), "€"))
 	s = strings.ReplaceAll(s, " ", "")
 	if s == "" {
 		return 0, fmt.Errorf("empty amount")
 	}
-	// The last separator followed by 1–2 digits is the decimal one; any other
-	// dot or comma groups thousands.
-	intPart, frac := s, ""
-	if i := strings.LastIndexAny(s, ",."); i >= 0 && len(s)-i-1 <= 2 && len(s)-i-1 >= 1 {
-		intPart, frac = s[:i], s[i+1:]
-	}
-	intPart = strings.NewReplacer(".", "", ",", "").Replace(intPart)
-	if intPart == "" {
-		intPart = "0"
-	}
-	for _, r := range intPart + frac {
-		if r < '0' || r > '9' {
+	for _, r := range s {
+		if (r < '0' || r > '9') && r != '.' && r != ',' {
 			return 0, fmt.Errorf("not a number: %q", s)
 		}
+	}
+	intPart, frac, thousands := s, "", ""
+	dots, commas := strings.Count(s, "."), strings.Count(s, ",")
+	switch {
+	case dots > 0 && commas > 0:
+		dec := s[strings.LastIndexAny(s, ".,")]
+		if strings.Count(s, string(dec)) != 1 {
+			return 0, fmt.Errorf("mixed separators: %q", s)
+		}
+		i := strings.LastIndexByte(s, dec)
+		intPart, frac = s[:i], s[i+1:]
+		thousands = map[byte]string{'.': ",", ',': "."}[dec]
+	case dots+commas == 1:
+		i := strings.IndexAny(s, ".,")
+		switch n := len(s) - i - 1; {
+		case n == 1 || n == 2:
+			intPart, frac = s[:i], s[i+1:]
+		case n == 3 && s[i] == '.':
+			thousands = "." // "3.000": the Italian way to write three thousand
+		default:
+			return 0, fmt.Errorf("ambiguous amount: %q", s)
+		}
+	case dots > 1 || commas > 1:
+		thousands = map[bool]string{true: ".", false: ","}[dots > 1]
+	}
+	if thousands != "" {
+		groups := strings.Split(intPart, thousands)
+		if len(groups[0]) < 1 || len(groups[0]) > 3 {
+			return 0, fmt.Errorf("bad grouping: %q", s)
+		}
+		for _, g := range groups[1:] {
+			if len(g) != 3 {
+				return 0, fmt.Errorf("bad grouping: %q", s)
+			}
+		}
+		intPart = strings.Join(groups, "")
+	}
+	if strings.ContainsAny(intPart, ".,") || len(frac) > 2 || (frac == "" && strings.ContainsAny(s[len(s)-1:], ".,")) {
+		return 0, fmt.Errorf("bad amount: %q", s)
+	}
+	if intPart == "" {
+		intPart = "0"
 	}
 	if len(intPart) > 10 {
 		return 0, fmt.Errorf("amount too large")

@@ -26,6 +26,7 @@ func TestParseValidatesEveryField(t *testing.T) {
 		{"web_url", "javascript:alert(1)", "card.err.url"},
 		{"privacy_url", "ftp://x.it/p", "card.err.url"},
 		{"support_url", "www.comune.it", "card.err.url"},
+		{"tos_url", "https://user:pw@comune.example.it/tos", "card.err.url"},
 		{"phone", "chiamaci", "card.err.phone"},
 		{"email", "a@b", "card.err.email"},
 		{"pec", "not an email", "card.err.email"},
@@ -47,13 +48,13 @@ func TestParseValidatesEveryField(t *testing.T) {
 }
 
 func TestEuro(t *testing.T) {
-	for in, want := range map[string]int64{"12": 1200, "12,5": 1250, "1.234,56": 123456, "1234.56": 123456, "€ 1.000": 100000, "0,01": 1} {
+	for in, want := range map[string]int64{"12": 1200, "12,5": 1250, "1.234,56": 123456, "1234.56": 123456, "€ 1.000,00": 100000, "1.000.000": 100000000, "1,234.50": 123450, "0,01": 1, "3.000": 300000} {
 		got, err := ParseEuro(in)
 		if err != nil || got != want {
 			t.Errorf("ParseEuro(%q) = %d, %v; want %d", in, got, err, want)
 		}
 	}
-	for _, bad := range []string{"", "abc", "1,2,3x", "-5"} {
+	for _, bad := range []string{"", "abc", "1,2,3x", "-5", "0,001", "1.2.3", "12,345", "1.234.56", "1,234.5,6", "12,"} {
 		if _, err := ParseEuro(bad); err == nil {
 			t.Errorf("ParseEuro(%q) accepted", bad)
 		}
@@ -118,8 +119,18 @@ func TestChecklistRules(t *testing.T) {
 }
 
 func TestMarkdownIsSafe(t *testing.T) {
-	out := string(RenderMarkdown("**ciao** <script>alert(1)</script> [x](javascript:alert(1)) <img src=x onerror=alert(1)>"))
-	if strings.Contains(out, "<script") || strings.Contains(out, "javascript:") || strings.Contains(out, "<img") || !strings.Contains(out, "<strong>ciao</strong>") {
+	out := string(RenderMarkdown("**ciao** <script>alert(1)</script> [x](javascript:alert(1)) <img src=x onerror=alert(1)> ![pixel](https://tracker.example.com/p.gif) [ftp](ftp://x.example.it/f) [rel](/admin) [ok](https://www.comune.example.it) [scrivi](mailto:urp@comune.example.it) https://auto.example.it"))
+	for _, bad := range []string{"<script", "javascript:", "<img", "ftp://", `href="/admin"`, "tracker.example.com"} {
+		if strings.Contains(out, bad) {
+			t.Errorf("unsafe markdown output contains %q: %s", bad, out)
+		}
+	}
+	for _, good := range []string{"<strong>ciao</strong>", `href="https://www.comune.example.it"`, `href="mailto:urp@comune.example.it"`, `href="https://auto.example.it"`, "pixel ftp rel"} {
+		if !strings.Contains(out, good) {
+			t.Errorf("markdown output lacks %q: %s", good, out)
+		}
+	}
+	if false {
 		t.Fatalf("unsafe markdown output: %s", out)
 	}
 }
