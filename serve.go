@@ -91,7 +91,7 @@ func build(ctx context.Context, cfg *Config) (*app, error) {
 	a.background = append(a.background, dl.Run)
 
 	cz, err := citizen.New(citizen.Config{
-		DB: d, Logger: log, TokenKey: keys.Signing, Dev: cfg.Dev, Catalog: catalog,
+		DB: d, Logger: log, TokenKey: keys.Signing, Dev: cfg.Dev, Catalog: catalog, BaseURL: cfg.BaseURL,
 		Secure: strings.HasPrefix(cfg.BaseURL, "https://"),
 	})
 	if err != nil {

@@ -467,3 +467,72 @@ func TestExportAndDelete(t *testing.T) {
 		t.Fatalf("message after deletion: %s", st)
 	}
 }
+
+// A new address is validated through the link mailed to it; only then do
+// e-mail notices go out.
+func TestEmailValidation(t *testing.T) {
+	e := newEnv(t)
+	fc := person(10)
+	s := e.service("Tributi", deliverytest.ServiceOpts{})
+	var p Profile
+	e.call(fc, "PUT", "/citizen/v1/profile", map[string]any{"email": "giulia@example.it"}, &p)
+	if p.IsEmailValidated {
+		t.Fatal("a new address starts validated")
+	}
+	first := e.send(s, fc, deliverytest.Message{})
+	e.deliver()
+	var notices int
+	_ = e.db.R.Get(&notices, `SELECT count(*) FROM notifications WHERE message_id = ? AND channel = 'email'`, first)
+	if notices != 0 {
+		t.Fatal("e-mail notice queued for an unvalidated address")
+	}
+	var body string
+	if err := e.db.R.Get(&body, `SELECT body FROM mail_outbox WHERE to_addr = 'giulia@example.it' AND message_id IS NULL`); err != nil {
+		t.Fatalf("no validation mail: %v", err)
+	}
+	i := strings.Index(body, "/citizen/email-validation?token=")
+	if i < 0 {
+		t.Fatalf("mail without link: %s", body)
+	}
+	link := strings.Fields(body[i:])[0]
+	resp, err := http.Get(e.srv.URL + link + "x") // tampered
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 400 {
+		t.Fatalf("tampered link: %d", resp.StatusCode)
+	}
+	resp, err = http.Get(e.srv.URL + link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("validation link: %d", resp.StatusCode)
+	}
+	e.call(fc, "GET", "/citizen/v1/profile", nil, &p)
+	if !p.IsEmailValidated {
+		t.Fatal("address not validated by the link")
+	}
+	if code := e.call(fc, "POST", "/citizen/v1/email-validation-process", nil, nil); code != 409 {
+		t.Fatalf("validation of a validated address: %d", code)
+	}
+	second := e.send(s, fc, deliverytest.Message{})
+	e.deliver()
+	_ = e.db.R.Get(&notices, `SELECT count(*) FROM notifications WHERE message_id = ? AND channel = 'email'`, second)
+	if notices != 1 {
+		t.Fatal("no e-mail notice after validation")
+	}
+	// Changing the address un-validates it; the old link no longer works.
+	e.call(fc, "PUT", "/citizen/v1/profile", map[string]any{"email": "giulia.nuova@example.it"}, &p)
+	resp, _ = http.Get(e.srv.URL + link)
+	resp.Body.Close()
+	e.call(fc, "GET", "/citizen/v1/profile", nil, &p)
+	if resp.StatusCode != 400 || p.IsEmailValidated {
+		t.Fatalf("old link after an address change: %d, validated %v", resp.StatusCode, p.IsEmailValidated)
+	}
+	if code := e.call(fc, "POST", "/citizen/v1/email-validation-process", nil, nil); code != 202 {
+		t.Fatalf("resend: %d", code)
+	}
+}

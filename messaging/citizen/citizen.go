@@ -30,6 +30,8 @@ type Config struct {
 	Identity Identity
 	// Secure marks the web app's cookie Secure (https deployments).
 	Secure bool
+	// BaseURL is the public address, for the e-mail validation link.
+	BaseURL string
 }
 
 // API serves /citizen/.
@@ -97,6 +99,8 @@ func (a *API) routes() {
 	h("GET /citizen/v1/messages/{id}", a.getMessage)
 	h("PUT /citizen/v1/messages/{id}/status", a.putMessageStatus)
 	h("GET /citizen/v1/export", a.export)
+	h("POST /citizen/v1/email-validation-process", a.postEmailValidation)
+	a.mux.HandleFunc("GET /citizen/email-validation", a.confirmEmail)
 	a.mux.HandleFunc("/citizen/v1/", func(w http.ResponseWriter, r *http.Request) {
 		a.problem(w, r, http.StatusNotFound, "citizen.error.not_found")
 	})

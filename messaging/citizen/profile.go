@@ -13,6 +13,7 @@ import (
 
 	"sportello/db"
 	"sportello/messaging/preferences"
+	"sportello/templates/i18n"
 )
 
 // Languages a profile may prefer (IO's list).
@@ -155,7 +156,8 @@ func (a *API) saveProfile(ctx context.Context, fc string, u ProfileUpdate) (*pro
 		if !created && u.Version != nil && *u.Version != p.Version {
 			return errConflict
 		}
-		if u.Email != nil && *u.Email != p.Email {
+		emailChanged := u.Email != nil && *u.Email != p.Email
+		if emailChanged {
 			p.Email, p.IsEmailValidated = *u.Email, false
 		}
 		if u.IsEmailEnabled != nil {
@@ -200,8 +202,14 @@ func (a *API) saveProfile(ctx context.Context, fc string, u ProfileUpdate) (*pro
 			version = excluded.version, updated_at = excluded.updated_at`,
 			p.FiscalCode, p.Email, p.IsEmailEnabled, p.IsEmailValidated, p.IsInboxEnabled, p.IsWebhookEnabled,
 			p.PreferredLanguages, p.AcceptedTosVersion, p.Blocked, p.Mode, p.PrefVersion, p.Version, p.CreatedAt, p.UpdatedAt)
+		if err != nil {
+			return err
+		}
 		out = p
-		return err
+		if emailChanged && p.Email != "" {
+			return a.queueValidation(ctx, tx, p)
+		}
+		return nil
 	})
 	return out, created, err
 }
@@ -309,4 +317,16 @@ func (a *API) deleteProfile(w http.ResponseWriter, r *http.Request, fc string) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// languageOf picks the catalog language of a stored preferred_languages.
+func languageOf(raw string) string {
+	var langs []string
+	_ = json.Unmarshal([]byte(raw), &langs)
+	for _, l := range langs {
+		if s := i18n.Supported(l); s != "" {
+			return s
+		}
+	}
+	return i18n.Default
 }

@@ -68,6 +68,9 @@ type Delivery struct {
 	catalog  *i18n.Catalog
 	stmts    *statements
 	stmtOnce sync.Mutex // guards stmts
+	// mailPausedUntil backs off queued mail after a temporary SMTP
+	// failure (touched by the notifier goroutine only).
+	mailPausedUntil time.Time
 }
 
 // New validates cfg and builds the pipeline; call Run to start it.

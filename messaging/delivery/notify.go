@@ -58,6 +58,9 @@ func (d *Delivery) notifier(ctx context.Context) error {
 		if err != nil && ctx.Err() == nil {
 			d.log.Error("sending notices failed", "err", err)
 		}
+		if _, err := d.SendQueuedMail(ctx); err != nil && ctx.Err() == nil {
+			d.log.Warn("queued mail", "err", err)
+		}
 		if n > 0 {
 			continue
 		}
@@ -108,6 +111,17 @@ func (d *Delivery) SendDueNotices(ctx context.Context) (int, error) {
 		}()
 	}
 	wg.Wait()
+	if ctx.Err() != nil {
+		// Shutting down: attempts cut short by the cancellation are not the
+		// receiver's fault; keep only the finished ones, the rest stay due.
+		kept := results[:0]
+		for _, r := range results {
+			if r.status != NoticeThrottled || !errors.Is(r.err, context.Canceled) {
+				kept = append(kept, r)
+			}
+		}
+		results = kept
+	}
 	if err := d.recordNotices(context.WithoutCancel(ctx), now, results); err != nil {
 		return 0, err
 	}

@@ -1,0 +1,364 @@
+package delivery
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+	"github.com/jmoiron/sqlx"
+
+	"sportello/messaging/channels"
+	"sportello/messaging/delivery/deliverytest"
+)
+
+// smtpServer is a real SMTP server on loopback that keeps what it receives.
+type smtpServer struct {
+	mu       sync.Mutex
+	mails    []receivedMail
+	failNext atomic.Int32 // answer this many DATA commands with 451
+	url      string
+}
+
+type receivedMail struct {
+	from, to, data string
+}
+
+type smtpSession struct {
+	s        *smtpServer
+	from, to string
+	authed   bool
+}
+
+func (s *smtpSession) AuthMechanisms() []string { return []string{sasl.Plain} }
+func (s *smtpSession) Auth(mech string) (sasl.Server, error) {
+	return sasl.NewPlainServer(func(identity, user, pass string) error {
+		if user != "mailer" || pass != "segreto" {
+			return errors.New("bad credentials")
+		}
+		s.authed = true
+		return nil
+	}), nil
+}
+func (s *smtpSession) Mail(from string, _ *smtp.MailOptions) error {
+	if !s.authed {
+		return smtp.ErrAuthRequired
+	}
+	s.from = from
+	return nil
+}
+func (s *smtpSession) Rcpt(to string, _ *smtp.RcptOptions) error { s.to = to; return nil }
+func (s *smtpSession) Data(r io.Reader) error {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	if s.s.failNext.Add(-1) >= 0 {
+		return &smtp.SMTPError{Code: 451, Message: "try again later"}
+	}
+	s.s.mu.Lock()
+	s.s.mails = append(s.s.mails, receivedMail{s.from, s.to, string(b)})
+	s.s.mu.Unlock()
+	return nil
+}
+func (s *smtpSession) Reset()        {}
+func (s *smtpSession) Logout() error { return nil }
+
+func startSMTP(t *testing.T) *smtpServer {
+	t.Helper()
+	srv := &smtpServer{}
+	be := smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) { return &smtpSession{s: srv}, nil })
+	s := smtp.NewServer(be)
+	s.Domain = "localhost"
+	s.AllowInsecureAuth = true
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = s.Serve(ln) }()
+	t.Cleanup(func() { s.Close() })
+	srv.url = "smtp://mailer:segreto@" + ln.Addr().String() + "?from=noreply@sportello.test"
+	return srv
+}
+
+func (s *smtpServer) received() []receivedMail {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]receivedMail(nil), s.mails...)
+}
+
+func TestEmailThroughSMTP(t *testing.T) {
+	e := newEnv(t)
+	mail := startSMTP(t)
+	mail.failNext.Store(1) // the first try gets a temporary refusal
+	d := e.delivery(Config{SMTPURL: mail.url, BaseURL: "https://sportello.test", RetryBase: time.Minute})
+	svc := e.service("Tributi", deliverytest.ServiceOpts{})
+	fc := "GGGGGG00A00A000G"
+	p := deliverytest.DefaultProfile(fc)
+	p.Email = "mario.rossi@example.it"
+	e.profile(p)
+	id := e.send(deliverytest.Message{Service: svc, FiscalCode: fc, Subject: "Scadenza TARI di dicembre"})
+	secure := e.send(deliverytest.Message{Service: svc, FiscalCode: fc, Secure: true})
+	e.drain(d)
+	if _, ok := e.notices(secure)["email"]; ok {
+		t.Fatal("a secure message queued an e-mail")
+	}
+
+	if _, err := d.SendDueNotices(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.notices(id)["email"]; got != "THROTTLED" {
+		t.Fatalf("after a 451: %s, want THROTTLED", got)
+	}
+	if n, _ := d.SendDueNotices(e.ctx); n != 0 {
+		t.Fatal("retried before the backoff elapsed")
+	}
+	e.clock.Advance(time.Minute)
+	if _, err := d.SendDueNotices(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.notices(id)["email"]; got != "SENT" {
+		t.Fatalf("after retry: %s, want SENT", got)
+	}
+	got := mail.received()
+	if len(got) != 1 {
+		t.Fatalf("server got %d mails, want 1", len(got))
+	}
+	m := got[0]
+	if m.to != "mario.rossi@example.it" || m.from != "noreply@sportello.test" {
+		t.Errorf("envelope %s → %s", m.from, m.to)
+	}
+	for _, want := range []string{"Subject: Nuovo messaggio da Tributi", "Scadenza TARI di dicembre", "https://sportello.test/citizen/app/messages/" + id} {
+		if !strings.Contains(strings.ReplaceAll(m.data, "=\r\n", ""), want) {
+			t.Errorf("mail lacks %q:\n%s", want, m.data)
+		}
+	}
+	if strings.Contains(m.data, "rata") {
+		t.Error("the e-mail carries the message body; it must be a notice only")
+	}
+	if n := e.count(`SELECT count(*) FROM mail_outbox WHERE message_id = ? AND sent_at IS NOT NULL`, id); n != 1 {
+		t.Errorf("mail_outbox record rows: %d", n)
+	}
+}
+
+func TestEmailWithoutSMTPGoesToMailOutbox(t *testing.T) {
+	e := newEnv(t)
+	d := e.delivery(Config{})
+	svc := e.service("Tributi", deliverytest.ServiceOpts{})
+	fc := "HHHHHH00A00A000H"
+	p := deliverytest.DefaultProfile(fc)
+	p.PreferredLangs = []string{"en_GB"}
+	e.profile(p)
+	id := e.send(deliverytest.Message{Service: svc, FiscalCode: fc})
+	e.drain(d)
+	if _, err := d.SendDueNotices(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	var row struct {
+		To      string     `db:"to_addr"`
+		Subject string     `db:"subject"`
+		SentAt  *time.Time `db:"sent_at"`
+	}
+	if err := e.db.R.Get(&row, `SELECT to_addr, subject, sent_at FROM mail_outbox WHERE message_id = ?`, id); err != nil {
+		t.Fatal(err)
+	}
+	if row.To != p.Email || row.Subject != "New message from Tributi" || row.SentAt != nil {
+		t.Fatalf("mail_outbox row %+v", row)
+	}
+}
+
+// The push webhook fails twice, then accepts: the notice goes THROTTLED,
+// THROTTLED, SENT, each call signed with HMAC-SHA256.
+func TestPushRetriesWithBackoff(t *testing.T) {
+	e := newEnv(t)
+	secret := []byte("push-secret")
+	var calls atomic.Int32
+	var badSig atomic.Int32
+	var lastBody atomic.Value
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		ts, _ := strconv.ParseInt(r.Header.Get(channels.HeaderTimestamp), 10, 64)
+		if !channels.Verify(secret, ts, body, r.Header.Get(channels.HeaderSignature)) {
+			badSig.Add(1)
+		}
+		lastBody.Store(body)
+		if calls.Add(1) <= 2 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+	d := e.delivery(Config{PushURL: srv.URL, PushSecret: secret, RetryBase: 10 * time.Second})
+	svc := e.service("Tributi", deliverytest.ServiceOpts{})
+	fc := "IIIIII00A00A000I"
+	e.profile(deliverytest.DefaultProfile(fc))
+	id := e.send(deliverytest.Message{Service: svc, FiscalCode: fc, Secure: true, Subject: "Esito esami clinici disponibile"})
+	e.drain(d)
+
+	step := func(advance time.Duration, want string) {
+		t.Helper()
+		e.clock.Advance(advance)
+		if _, err := d.SendDueNotices(e.ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := e.notices(id)["webhook"]; got != want {
+			t.Fatalf("push status %s, want %s", got, want)
+		}
+	}
+	step(0, "THROTTLED")             // first call fails
+	step(9*time.Second, "THROTTLED") // not due yet: no call
+	if calls.Load() != 1 {
+		t.Fatalf("calls %d before the first backoff elapsed", calls.Load())
+	}
+	step(time.Second, "THROTTLED")    // second call (after 10 s) fails
+	step(19*time.Second, "THROTTLED") // the next backoff is 20 s
+	if calls.Load() != 2 {
+		t.Fatalf("calls %d: backoff did not double", calls.Load())
+	}
+	step(time.Second, "SENT")
+	if badSig.Load() != 0 {
+		t.Fatal("a push call had a bad signature")
+	}
+	var p PushPayload
+	if err := json.Unmarshal(lastBody.Load().([]byte), &p); err != nil {
+		t.Fatal(err)
+	}
+	if p.MessageID != id || p.Subject != "" || p.ServiceID != svc.PublicID {
+		t.Fatalf("payload %+v: want the id, the service, and no subject for a secure message", p)
+	}
+	var attempts int
+	_ = e.db.R.Get(&attempts, `SELECT attempts FROM notifications WHERE message_id = ? AND channel = 'webhook'`, id)
+	if attempts != 3 {
+		t.Fatalf("attempts %d, want 3", attempts)
+	}
+}
+
+// A webhook that keeps failing is retried until the time to live ends,
+// then the notice is EXPIRED; a 4xx refusal is FAILED at once.
+func TestPushExpiryAndPermanentFailure(t *testing.T) {
+	e := newEnv(t)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/bad" {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		w.WriteHeader(http.StatusBadGateway)
+	}))
+	defer srv.Close()
+	d := e.delivery(Config{PushURL: srv.URL + "/down", PushSecret: []byte("k"), RetryBase: 20 * time.Minute, RetryMax: time.Hour})
+	svc := e.service("Tributi", deliverytest.ServiceOpts{})
+	fc := "LLLLLL00A00A000L"
+	e.profile(deliverytest.DefaultProfile(fc))
+	id := e.send(deliverytest.Message{Service: svc, FiscalCode: fc, TTL: 3600})
+	e.drain(d)
+	for i := 0; i < 10 && e.notices(id)["webhook"] == "THROTTLED"; i++ {
+		if _, err := d.SendDueNotices(e.ctx); err != nil {
+			t.Fatal(err)
+		}
+		e.clock.Advance(20 * time.Minute)
+	}
+	if got := e.notices(id)["webhook"]; got != "EXPIRED" {
+		t.Fatalf("push status %s, want EXPIRED", got)
+	}
+	var attempts int
+	_ = e.db.R.Get(&attempts, `SELECT attempts FROM notifications WHERE message_id = ? AND channel = 'webhook'`, id)
+	if attempts < 2 || attempts > 4 {
+		t.Fatalf("attempts %d within a 1 h time to live and 20/40 min backoff", attempts)
+	}
+
+	d2 := e.delivery(Config{PushURL: srv.URL + "/bad", PushSecret: []byte("k")})
+	id2 := e.send(deliverytest.Message{Service: svc, FiscalCode: fc})
+	e.drain(d2)
+	if _, err := d2.SendDueNotices(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.notices(id2)["webhook"]; got != "FAILED" {
+		t.Fatalf("after a 400: %s, want FAILED", got)
+	}
+}
+
+func TestRetentionDeletesContentKeepsStatus(t *testing.T) {
+	e := newEnv(t)
+	d := e.delivery(Config{Retention: 48 * time.Hour})
+	svc := e.service("Tributi", deliverytest.ServiceOpts{})
+	fc := "MMMMMM00A00A000M"
+	p := deliverytest.DefaultProfile(fc)
+	p.EmailEnabled = false // a pending notice would hold the content back
+	e.profile(p)
+	old := e.send(deliverytest.Message{Service: svc, FiscalCode: fc, CreatedAt: e.clock.Now().Add(-72 * time.Hour)})
+	recent := e.send(deliverytest.Message{Service: svc, FiscalCode: fc})
+	e.drain(d)
+	waiting := e.send(deliverytest.Message{Service: svc, FiscalCode: fc, CreatedAt: e.clock.Now().Add(-72 * time.Hour)})
+	if err := e.db.WriteTx(e.ctx, func(tx *sqlx.Tx) error { // keep it queued: leased far ahead
+		_, err := tx.Exec(`UPDATE outbox SET lease_until = ? WHERE message_id = ?`, e.clock.Now().Add(time.Hour), waiting)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	n, err := d.PurgeContent(e.ctx)
+	if err != nil || n != 1 {
+		t.Fatalf("purged %d (%v), want 1", n, err)
+	}
+	var rows []struct {
+		ID      string     `db:"id"`
+		Content *string    `db:"content"`
+		Deleted *time.Time `db:"content_deleted_at"`
+		Status  string     `db:"status"`
+	}
+	if err := e.db.R.Select(&rows, `SELECT id, content, content_deleted_at, status FROM messages`); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rows {
+		switch r.ID {
+		case old:
+			if r.Content != nil || r.Deleted == nil || r.Status != "PROCESSED" {
+				t.Errorf("old message: content %v deleted %v status %s", r.Content != nil, r.Deleted, r.Status)
+			}
+		case recent, waiting:
+			if r.Content == nil {
+				t.Errorf("%s lost its content", r.ID)
+			}
+		}
+	}
+	if e.count(`SELECT count(*) FROM inbox WHERE message_id = ?`, old) != 1 {
+		t.Error("retention removed the inbox entry; only the content goes")
+	}
+}
+
+// Mail queued without a message (address validation) goes out through
+// SMTP and is marked sent.
+func TestQueuedMailThroughSMTP(t *testing.T) {
+	e := newEnv(t)
+	mail := startSMTP(t)
+	d := e.delivery(Config{SMTPURL: mail.url})
+	if err := e.db.WriteTx(e.ctx, func(tx *sqlx.Tx) error {
+		_, err := tx.Exec(`INSERT INTO mail_outbox (to_addr, subject, body, created_at) VALUES ('anna@example.it', 'Conferma il tuo indirizzo e-mail', 'Apri il link', ?)`, e.clock.Now())
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	n, err := d.SendQueuedMail(e.ctx)
+	if err != nil || n != 1 {
+		t.Fatalf("sent %d, %v", n, err)
+	}
+	if got := mail.received(); len(got) != 1 || got[0].to != "anna@example.it" || !strings.Contains(got[0].data, "Conferma il tuo indirizzo") {
+		t.Fatalf("received %+v", got)
+	}
+	if e.count(`SELECT count(*) FROM mail_outbox WHERE sent_at IS NOT NULL`) != 1 {
+		t.Fatal("not marked sent")
+	}
+	if n, _ := d.SendQueuedMail(e.ctx); n != 0 {
+		t.Fatal("sent twice")
+	}
+}

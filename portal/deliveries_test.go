@@ -1,0 +1,94 @@
+package portal
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"sportello/messaging/delivery"
+	"sportello/messaging/delivery/deliverytest"
+)
+
+// The delivery pages show outcomes with masked fiscal codes, and the
+// sandbox renders test messages (sanitized Markdown) as the app does.
+func TestServiceDeliveryPages(t *testing.T) {
+	e := newTestEnv(t)
+	admin, inst := e.registerInst(71, "admin71@comune.example.it")
+	ctx := context.Background()
+	svc, err := deliverytest.AddService(ctx, e.DB, inst, "Tributi locali", deliverytest.ServiceOpts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	withProfile, noProfile := "RSSMRA80A01H501U", "VRDLGI70B02F205X"
+	if err := deliverytest.PutProfile(ctx, e.DB, deliverytest.DefaultProfile(withProfile)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := deliverytest.Insert(ctx, e.DB, deliverytest.Message{Service: svc, FiscalCode: withProfile, Mode: "test",
+		Subject: "Prova di invio dal comune", Markdown: "Testo di **prova** con <script>alert(1)</script> un link [qui](javascript:alert(1)) e basta davvero."}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := deliverytest.Insert(ctx, e.DB, deliverytest.Message{Service: svc, FiscalCode: noProfile, Subject: "Messaggio senza destinatario"}); err != nil {
+		t.Fatal(err)
+	}
+	d, err := delivery.New(delivery.Config{DB: e.DB, Logger: e.App.Logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		n, err := d.ProcessBatch(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+	}
+	base := fmt.Sprintf("/i/%d/services/%s", inst, svc.PublicID)
+	r := admin.get(base + "/messages")
+	if r.Status != http.StatusOK {
+		t.Fatalf("messages page: %d %s", r.Status, snippet(r.Body))
+	}
+	mustContain(t, r, "Prova di invio dal comune", "Messaggio senza destinatario", "Consegnato nell'area messaggi", "Rifiutato",
+		"il cittadino non ha un profilo")
+	if strings.Contains(r.Body, withProfile) || strings.Contains(r.Body, noProfile) {
+		t.Fatal("a full fiscal code is on the page")
+	}
+	r = admin.get(base + "/sandbox")
+	if r.Status != http.StatusOK {
+		t.Fatalf("sandbox page: %d %s", r.Status, snippet(r.Body))
+	}
+	mustContain(t, r, "Prova di invio dal comune", "<strong>prova</strong>")
+	if strings.Contains(r.Body, "<script>alert") || strings.Contains(r.Body, "javascript:") || strings.Contains(r.Body, "Messaggio senza destinatario") {
+		t.Fatalf("sandbox shows unsafe markup or a live message:\n%s", snippet(r.Body))
+	}
+
+	// Another institution's member cannot see these pages.
+	other, _ := e.registerInst(72, "admin72@comune.example.it")
+	if r := other.get(base + "/messages"); r.Status != http.StatusForbidden && r.Status != http.StatusNotFound {
+		t.Fatalf("other institution: %d", r.Status)
+	}
+	_ = time.Now
+}
+
+// Without SMTP, e-mail notices wait in mail_outbox and platform admins read
+// them in the console; institution staff cannot.
+func TestAdminMailOutbox(t *testing.T) {
+	e := newTestEnv(t)
+	staff, _ := e.registerInst(73, "admin73@comune.example.it")
+	if _, err := e.DB.W.Exec(`INSERT INTO mail_outbox (message_id, to_addr, subject, body, created_at) VALUES (NULL, ?, ?, ?, ?)`,
+		"cittadina@example.it", "Nuovo messaggio da Tributi", "Hai ricevuto un nuovo messaggio da Tributi.", time.Now().UTC()); err != nil {
+		t.Fatal(err)
+	}
+	pa := e.platformAdmin("root73@example.it")
+	r := pa.get("/admin/mail")
+	if r.Status != http.StatusOK {
+		t.Fatalf("admin mail page: %d", r.Status)
+	}
+	mustContain(t, r, "cittadina@example.it", "Nuovo messaggio da Tributi", "Non inviata")
+	if r := staff.get("/admin/mail"); r.Status != http.StatusForbidden && r.Status != http.StatusNotFound {
+		t.Fatalf("institution admin on the console mail page: %d", r.Status)
+	}
+}
