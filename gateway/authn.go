@@ -67,7 +67,7 @@ func (g *Gateway) authed(h func(http.ResponseWriter, *http.Request, *call)) http
 		case p.mode == keys.Live && !p.svc.approved:
 			g.problem(w, r, c, http.StatusForbidden, "not_approved", nil)
 			return
-		case !p.svc.allowedFrom(g.cfg.Resolver.Addr(r)):
+		case len(p.svc.cidrs) > 0 && !p.svc.allowedFrom(g.cfg.Resolver.Addr(r)):
 			g.problem(w, r, c, http.StatusForbidden, "cidr", nil, g.cfg.Resolver.String(r))
 			return
 		}

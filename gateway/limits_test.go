@@ -143,3 +143,23 @@ func TestLiveRateLimitHeadersAndRetryAfter(t *testing.T) {
 		t.Fatalf("raised limit: %d %q", r.StatusCode, r.Header.Get("RateLimit-Policy"))
 	}
 }
+
+// While the gateway runs, the writer never checkpoints inside a commit (a
+// background connection does); after Close it checkpoints again by itself.
+func TestCheckpointsMoveOffTheWriterAndBack(t *testing.T) {
+	e := newEnv(t)
+	var n int
+	if err := e.d.W.Get(&n, `PRAGMA wal_autocheckpoint`); err != nil || n != 0 {
+		t.Fatalf("running: wal_autocheckpoint = %d (%v), want 0", n, err)
+	}
+	_, _, liveKey := e.service(svcOpts{approved: true})
+	for range 20 {
+		if r := e.do("POST", "/api/v1/messages/"+mario, liveKey, msg("Promemoria TARI")); r.StatusCode != 201 {
+			t.Fatal(r.StatusCode)
+		}
+	}
+	e.stop()
+	if err := e.d.W.Get(&n, `PRAGMA wal_autocheckpoint`); err != nil || n != 1000 {
+		t.Fatalf("after Close: wal_autocheckpoint = %d (%v), want 1000", n, err)
+	}
+}

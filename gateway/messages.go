@@ -24,8 +24,12 @@ func (g *Gateway) postMessage(w http.ResponseWriter, r *http.Request, c *call) {
 	}
 	defer release()
 	idem := r.Header.Get("Idempotency-Key")
-	if len(idem) > maxIdempotencyKey || !printable(idem) {
+	switch {
+	case len(idem) > maxIdempotencyKey:
 		g.problem(w, r, c, http.StatusBadRequest, "validation", []send.FieldError{{Field: "Idempotency-Key", Rule: send.RuleMaxLength, Limit: maxIdempotencyKey, Value: len(idem)}})
+		return
+	case !printable(idem):
+		g.problem(w, r, c, http.StatusBadRequest, "validation", []send.FieldError{{Field: "Idempotency-Key", Rule: send.RulePattern, Limit: "printable ASCII"}})
 		return
 	}
 	if pathCF := r.PathValue("fiscal_code"); pathCF != "" {

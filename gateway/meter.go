@@ -20,7 +20,7 @@ type meter struct {
 
 type usageKey struct {
 	serviceID int64
-	day       string
+	day       int64 // days since 1970-01-01 UTC, formatted only at flush
 	mode      string
 	outcome   string
 }
@@ -44,7 +44,7 @@ func outcome(status int) string {
 }
 
 func (m *meter) record(p *principal, status int, now time.Time) {
-	k := usageKey{serviceID: p.svc.id, day: now.UTC().Format("2006-01-02"), mode: string(p.mode), outcome: outcome(status)}
+	k := usageKey{serviceID: p.svc.id, day: now.Unix() / 86400, mode: string(p.mode), outcome: outcome(status)}
 	m.mu.Lock()
 	m.usage[k]++
 	if now.After(m.lastUsed[p.keyID]) {
@@ -86,7 +86,7 @@ func (g *Gateway) flush(ctx context.Context) error {
 		for k, n := range u {
 			if _, err := tx.Exec(`INSERT INTO usage_daily (service_id, day, mode, outcome, count) VALUES (?, ?, ?, ?, ?)
 				ON CONFLICT (service_id, day, mode, outcome) DO UPDATE SET count = count + excluded.count`,
-				k.serviceID, k.day, k.mode, k.outcome, n); err != nil {
+				k.serviceID, time.Unix(k.day*86400, 0).UTC().Format("2006-01-02"), k.mode, k.outcome, n); err != nil {
 				return err
 			}
 		}

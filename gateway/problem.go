@@ -9,6 +9,22 @@ import (
 	"sportello/templates/i18n"
 )
 
+// ProblemCodes lists every problem the API answers with; each has catalog
+// texts gateway.problem.<code>.title/.detail and a section #problem-<code>
+// on the API documentation page (its type URI).
+var ProblemCodes = []string{
+	"missing_key", "unknown_key", "suspended", "not_approved", "cidr", "recipient",
+	"validation", "bad_json", "bad_body", "too_large", "media_type", "idempotency_mismatch",
+	"rate_limited", "quota_exceeded", "message_not_found", "profile_not_found", "not_found", "internal",
+}
+
+// Rules lists the validation rules of the errors list, for the docs page.
+var Rules = []string{
+	send.RuleRequired, send.RuleMinLength, send.RuleMaxLength, send.RuleMin, send.RuleMax, send.RulePattern,
+	send.RuleCheckChar, send.RuleEnum, send.RuleDateTime, send.RuleMaxPayment, send.RuleConflict, send.RuleOrgCode,
+	send.RuleType, send.RuleSyntax, send.RuleUnknownBody,
+}
+
 // problemDoc is an RFC 9457 problem detail. Errors lists every broken
 // field rule so integrators never meet a bare "validation error".
 type problemDoc struct {

@@ -158,6 +158,11 @@ func TestIdempotencyKey(t *testing.T) {
 	if n := e.count(`SELECT COUNT(*) FROM messages`); n != 2 {
 		t.Fatalf("%d messages, want 2", n)
 	}
+	// The key is bounded: it is stored with the message.
+	long := e.do("POST", path, liveKey, msg("Promemoria TARI"), "Idempotency-Key", strings.Repeat("k", 256))
+	if p := long.problem(t); long.StatusCode != 400 || p.Errors[0].Field != "Idempotency-Key" || p.Errors[0].Rule != "max_length" {
+		t.Fatalf("long key: %d %s", long.StatusCode, long.body)
+	}
 	// After 24 hours the key may be used again.
 	e.clock.Advance(25 * time.Hour)
 	if r := e.do("POST", path, liveKey, msg("Promemoria IMU!"), "Idempotency-Key", "req-1"); r.StatusCode != 201 || string(r.body) == string(first.body) {

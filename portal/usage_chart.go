@@ -1,0 +1,137 @@
+package portal
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// usageChart is the 30-day request chart of the keys page: stacked bars
+// drawn as SVG by the server (no script), with the same numbers in a table
+// for screen readers and for people who prefer figures.
+type usageChart struct {
+	Width, Height float64
+	PlotTop       float64
+	PlotBottom    float64
+	PlotLeft      float64
+	Bars          []chartBar
+	Ticks         []chartTick
+	YTicks        []chartTick
+	Days          []usageDay
+	Total         int64
+	Max           int64
+}
+
+type chartBar struct {
+	X, Y, W, H float64
+	Class      string
+	Label      string // the bar's figure, for the <title> tooltip
+}
+
+type chartTick struct {
+	X, Y  float64
+	Label string
+}
+
+type usageDay struct {
+	Day                                         time.Time
+	Accepted, ClientError, Throttled, ServerErr int64
+}
+
+// Total is all requests of the day.
+func (d usageDay) Total() int64 { return d.Accepted + d.ClientError + d.Throttled + d.ServerErr }
+
+// chartDays is how many days the chart shows, today included.
+const chartDays = 30
+
+func (a *App) usageChart(ctx context.Context, serviceID int64, now time.Time) (*usageChart, error) {
+	today := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
+	first := today.AddDate(0, 0, -(chartDays - 1))
+	var rows []struct {
+		Day     string `db:"day"`
+		Outcome string `db:"outcome"`
+		N       int64  `db:"n"`
+	}
+	if err := a.DB.R.SelectContext(ctx, &rows, `SELECT day, outcome, SUM(count) AS n FROM usage_daily
+		WHERE service_id = ? AND day >= ? GROUP BY day, outcome`, serviceID, first.Format("2006-01-02")); err != nil {
+		return nil, fmt.Errorf("usage: %w", err)
+	}
+	c := &usageChart{Width: 640, Height: 220, PlotTop: 10, PlotBottom: 190, PlotLeft: 48}
+	c.Days = make([]usageDay, chartDays)
+	index := map[string]int{}
+	for i := range c.Days {
+		c.Days[i].Day = first.AddDate(0, 0, i)
+		index[c.Days[i].Day.Format("2006-01-02")] = i
+	}
+	for _, r := range rows {
+		i, ok := index[r.Day]
+		if !ok {
+			continue
+		}
+		d := &c.Days[i]
+		switch r.Outcome {
+		case "accepted":
+			d.Accepted += r.N
+		case "client_error":
+			d.ClientError += r.N
+		case "throttled":
+			d.Throttled += r.N
+		default:
+			d.ServerErr += r.N
+		}
+	}
+	for _, d := range c.Days {
+		c.Total += d.Total()
+		c.Max = max(c.Max, d.Total())
+	}
+	scaleMax := niceCeil(c.Max)
+	plotH := c.PlotBottom - c.PlotTop
+	slot := (c.Width - c.PlotLeft) / chartDays
+	barW := slot * 0.7
+	for i, d := range c.Days {
+		x := c.PlotLeft + float64(i)*slot + (slot-barW)/2
+		y := c.PlotBottom
+		// Server errors are not drawn: they are rare, would need a fourth
+		// colour, and the table lists them.
+		for _, part := range []struct {
+			n     int64
+			class string
+			key   string
+		}{{d.Accepted, "bar-ok", "accepted"}, {d.ClientError, "bar-error", "client_error"}, {d.Throttled, "bar-pending", "throttled"}} {
+			if part.n == 0 {
+				continue
+			}
+			h := float64(part.n) / float64(scaleMax) * plotH
+			y -= h
+			c.Bars = append(c.Bars, chartBar{X: round1(x), Y: round1(y), W: round1(barW), H: round1(h), Class: part.class,
+				Label: fmt.Sprintf("%s %s: %d", d.Day.Format("02/01"), part.key, part.n)})
+		}
+		if i%7 == 2 || i == chartDays-1 {
+			c.Ticks = append(c.Ticks, chartTick{X: round1(x + barW/2), Y: c.PlotBottom + 18, Label: d.Day.Format("02/01")})
+		}
+	}
+	for _, v := range []int64{0, scaleMax / 2, scaleMax} {
+		c.YTicks = append(c.YTicks, chartTick{X: c.PlotLeft - 6, Y: round1(c.PlotBottom - float64(v)/float64(scaleMax)*plotH), Label: fmt.Sprint(v)})
+	}
+	return c, nil
+}
+
+// niceCeil rounds up to 1, 2 or 5 times a power of ten (at least 10), so
+// the axis reads in round numbers.
+func niceCeil(v int64) int64 {
+	if v <= 10 {
+		return 10
+	}
+	p := int64(1)
+	for p*10 < v {
+		p *= 10
+	}
+	for _, m := range []int64{1, 2, 5, 10} {
+		if m*p >= v {
+			return m * p
+		}
+	}
+	return 10 * p
+}
+
+func round1(f float64) float64 { return float64(int64(f*10+0.5)) / 10 }
