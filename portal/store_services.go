@@ -103,13 +103,13 @@ type ServiceEvent struct {
 	At        time.Time `db:"at"`
 	Kind      string    `db:"kind"`
 	Reason    string    `db:"reason"`
-	VersionNo *int      `db:"version_no"`
+	VersionNo int       `db:"version_no"` // 0 when the event concerns no version
 	Actor     *string   `db:"actor"`
 }
 
 func (a *App) serviceEvents(ctx context.Context, serviceID int64) ([]ServiceEvent, error) {
 	var out []ServiceEvent
-	err := a.DB.R.SelectContext(ctx, &out, `SELECT e.at, e.kind, e.reason, v.version_no, u.name AS actor
+	err := a.DB.R.SelectContext(ctx, &out, `SELECT e.at, e.kind, e.reason, COALESCE(v.version_no, 0) AS version_no, u.name AS actor
 		FROM service_events e LEFT JOIN service_versions v ON v.id = e.version_id LEFT JOIN users u ON u.id = e.actor_user_id
 		WHERE e.service_id = ? ORDER BY e.id DESC`, serviceID)
 	return out, err

@@ -82,13 +82,21 @@ func MustLoad() *Catalog {
 // T returns the text of key in lang, formatted with args (fmt verbs). An
 // unknown key falls back to Italian, then to the key itself so a missing
 // string is visible rather than blank.
+//
+// Plurals: when the first argument is the int 1 and "key.one" exists, that
+// singular form is used ("1 richiesta", not "1 richieste"). Italian and
+// English both use the singular for exactly one.
 func (c *Catalog) T(lang, key string, args ...any) string {
-	s, ok := c.msgs[lang][key]
-	if !ok {
-		s, ok = c.msgs[Default][key]
-		if !ok {
-			s = key
+	if len(args) > 0 {
+		if isOne(args[0]) {
+			if s, ok := c.lookup(lang, key+".one"); ok {
+				return fmt.Sprintf(s, args...)
+			}
 		}
+	}
+	s, ok := c.lookup(lang, key)
+	if !ok {
+		s = key
 	}
 	// A message may ignore its arguments (a shared call site passes the
 	// minimum length to every password message, for example).
@@ -96,6 +104,30 @@ func (c *Catalog) T(lang, key string, args ...any) string {
 		return fmt.Sprintf(s, args...)
 	}
 	return s
+}
+
+// isOne reports whether v is an integer equal to 1.
+func isOne(v any) bool {
+	switch n := v.(type) {
+	case int:
+		return n == 1
+	case int64:
+		return n == 1
+	case int32:
+		return n == 1
+	case uint64:
+		return n == 1
+	}
+	return false
+}
+
+// lookup finds key in lang, falling back to the default language.
+func (c *Catalog) lookup(lang, key string) (string, bool) {
+	if s, ok := c.msgs[lang][key]; ok {
+		return s, true
+	}
+	s, ok := c.msgs[Default][key]
+	return s, ok
 }
 
 // Has reports whether key exists in lang.

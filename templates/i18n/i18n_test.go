@@ -43,3 +43,25 @@ func TestTFallback(t *testing.T) {
 		t.Errorf("missing key: got %q", got)
 	}
 }
+
+func TestTPlural(t *testing.T) {
+	c := MustLoad()
+	cases := []struct {
+		lang, key string
+		args      []any
+		want      string
+	}{
+		{"it", "dashboard.members_count", []any{1}, "1 persona nell'ente"},
+		{"it", "dashboard.members_count", []any{3}, "3 persone nell'ente"},
+		{"it", "keys.quota.used", []any{1, 1000}, "1 richiesta usata su 1000."},
+		{"it", "keys.quota.used", []any{0, 1000}, "0 richieste usate su 1000."},
+		{"en", "review.waited.days", []any{1}, "1 day"},
+		{"en", "review.waited.days", []any{2}, "2 days"},
+		{"en", "keys.chart.desc", []any{int64(1), int64(1)}, "Bar chart: 1 request in 30 days, at most 1 in one day. Each day's figures are in the table below."},
+	}
+	for _, tc := range cases {
+		if got := c.T(tc.lang, tc.key, tc.args...); got != tc.want {
+			t.Errorf("T(%s, %s, %v) = %q, want %q", tc.lang, tc.key, tc.args, got, tc.want)
+		}
+	}
+}
