@@ -62,11 +62,6 @@ func (a *App) serviceRows(r *http.Request) ([]serviceRow, error) {
 	return rows, nil
 }
 
-func servicesDashboard(a *App, r *http.Request) (string, any, error) {
-	rows, err := a.serviceRows(r)
-	return "dashboard_services", rows, err
-}
-
 func (a *App) servicesList(w http.ResponseWriter, r *http.Request) {
 	rows, err := a.serviceRows(r)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"sportello/db"
 )
@@ -88,5 +89,21 @@ func TestNewIDIsOrderedAndUnique(t *testing.T) {
 		}
 		seen[id] = true
 		prev = id
+	}
+}
+
+func TestIDFloorBoundsIDsOfThatMoment(t *testing.T) {
+	at := mustTime("2026-11-25T10:00:00Z")
+	floor := IDFloor(at)
+	if len(floor) != 26 || floor[10:] != "0000000000000000" {
+		t.Fatalf("floor %q: want 26 characters ending in zeros", floor)
+	}
+	for i := 0; i < 100; i++ {
+		if id := NewID(at); id < floor {
+			t.Fatalf("id %s of the same millisecond sorts below the floor %s", id, floor)
+		}
+		if id := NewID(at.Add(-time.Millisecond)); id >= floor {
+			t.Fatalf("id %s of the millisecond before is not below the floor %s", id, floor)
+		}
 	}
 }
