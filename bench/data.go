@@ -1,0 +1,138 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"time"
+
+	"sportello/db"
+	"sportello/messaging/fiscalcode"
+	"sportello/messaging/send"
+)
+
+// sendBody is a typical notice: a subject, a few lines of markdown and a
+// payment, about 450 bytes like most real messages.
+func sendBody() []byte {
+	return []byte(`{"time_to_live":3600,"content":{"subject":"Avviso di pagamento TARI 2026",` +
+		`"markdown":"Gentile contribuente,\n\nle ricordiamo che la **seconda rata della TARI 2026** scade il 16 dicembre. ` +
+		`Può pagare con l'avviso pagoPA allegato, dall'app o presso gli sportelli abilitati.\n\nUfficio tributi",` +
+		`"due_date":"2026-12-16T23:00:00Z","payment_data":{"amount":12550,"notice_number":"012345678901234567"}}}`)
+}
+
+// fiscalCodes returns n valid, distinct person fiscal codes.
+func fiscalCodes(n int) []string {
+	r := rand.New(rand.NewPCG(1, 2))
+	const letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	months := "ABCDEHLMPRST"
+	out := make([]string, 0, n)
+	seen := map[string]bool{}
+	for len(out) < n {
+		b := make([]byte, 15)
+		for i := 0; i < 6; i++ {
+			b[i] = letters[r.IntN(26)]
+		}
+		y := r.IntN(100)
+		b[6], b[7] = byte('0'+y/10), byte('0'+y%10)
+		b[8] = months[r.IntN(len(months))]
+		d := 1 + r.IntN(28)
+		b[9], b[10] = byte('0'+d/10), byte('0'+d%10)
+		b[11] = letters[r.IntN(26)]
+		for i := 12; i < 15; i++ {
+			b[i] = byte('0' + r.IntN(10))
+		}
+		cf := string(b) + string(fiscalcode.CheckChar(string(b)))
+		if !seen[cf] && fiscalcode.ValidPerson(cf) {
+			seen[cf] = true
+			out = append(out, cf)
+		}
+	}
+	return out
+}
+
+// startCeiling serves the same route with nothing behind it: read the
+// body, answer 201 with an id and a Location. It is what this machine can
+// do over loopback HTTP with the same client, the upper bound for the
+// gateway.
+func startCeiling() (string, func(), error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /api/v1/messages/{fiscal_code}", func(w http.ResponseWriter, r *http.Request) {
+		var buf [4096]byte
+		for {
+			if _, err := r.Body.Read(buf[:]); err != nil {
+				break
+			}
+		}
+		id := send.NewID(time.Now())
+		w.Header().Set("Location", "/api/v1/messages/"+r.PathValue("fiscal_code")+"/"+id)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusCreated)
+		_, _ = w.Write([]byte(`{"id":"` + id + `"}`))
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	return "http://" + ln.Addr().String(), func() { _ = srv.Close() }, nil
+}
+
+// prefill stores n delivered messages of the live service, older than any
+// the benchmark sends, in large transactions.
+func (t *target) prefill(ctx context.Context, n int) error {
+	if t.pause != nil {
+		if err := t.pause(); err != nil {
+			return err
+		}
+	}
+	write := func(d *db.DB) error {
+		var svc, inst int64
+		if err := d.R.QueryRowContext(ctx, `SELECT id, institution_id FROM services WHERE public_id = 'svcDemoLive000000000001'`).Scan(&svc, &inst); err != nil {
+			return err
+		}
+		cfs := fiscalCodes(5000)
+		content := `{"subject":"Avviso di pagamento TARI 2026","markdown":"Gentile contribuente, le ricordiamo che la seconda rata della TARI 2026 scade il 16 dicembre. Può pagare con l'avviso pagoPA allegato."}`
+		start := time.Now().Add(-30 * 24 * time.Hour)
+		const chunk = 50000
+		for done := 0; done < n; done += chunk {
+			tx, err := d.W.BeginTx(ctx, nil)
+			if err != nil {
+				return err
+			}
+			st, err := tx.PrepareContext(ctx, `INSERT INTO messages (id, service_id, institution_id, fiscal_code, mode, content, time_to_live, status, created_at, processed_at)
+				VALUES (?, ?, ?, ?, 'live', ?, 3600, 'PROCESSED', ?, ?)`)
+			if err != nil {
+				tx.Rollback()
+				return err
+			}
+			for i := done; i < min(n, done+chunk); i++ {
+				at := start.Add(time.Duration(i) * time.Millisecond)
+				if _, err := st.ExecContext(ctx, send.NewID(at), svc, inst, cfs[i%len(cfs)], content, at, at); err != nil {
+					tx.Rollback()
+					return err
+				}
+			}
+			st.Close()
+			if err := tx.Commit(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	var err error
+	if t.d != nil {
+		err = write(t.d)
+	} else {
+		err = withDB(ctx, t.dataDir, write)
+	}
+	if err != nil {
+		return fmt.Errorf("prefill: %w", err)
+	}
+	if t.resume != nil {
+		return t.resume()
+	}
+	return nil
+}

@@ -1,0 +1,192 @@
+// Command bench measures the gateway's send path on loopback: live-key
+// sends at concurrency 64, profile look-ups, and a bare net/http handler as
+// the ceiling of this machine, then sends again with 1,000,000 messages
+// already stored. Every 201 is checked against the database afterwards.
+// Its last output line is one JSON object (see docs/benchmarks.md).
+//
+//	go run ./bench [-duration 5s] [-rounds 3] [-concurrency 64] [-prefill 1000000] [-mode auto|process|inproc]
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"sort"
+	"time"
+)
+
+type options struct {
+	duration    time.Duration
+	warmup      time.Duration
+	concurrency int
+	prefill     int
+	mode        string
+	keep        bool
+	cpuProfile  string
+	rounds      int
+}
+
+func main() {
+	var o options
+	flag.DurationVar(&o.duration, "duration", 5*time.Second, "measured time per scenario and round")
+	flag.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured warm-up per scenario and round")
+	flag.IntVar(&o.concurrency, "concurrency", 64, "concurrent clients")
+	flag.IntVar(&o.rounds, "rounds", 3, "interleaved rounds of ceiling, send and profile runs (median reported)")
+	flag.IntVar(&o.prefill, "prefill", 1_000_000, "messages stored before the second send run (0: skip)")
+	flag.StringVar(&o.mode, "mode", "auto", "process: build and run the sportello binary; inproc: gateway in this process; auto: process when the binary has the gateway")
+	flag.BoolVar(&o.keep, "keep", false, "keep the data directory")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the first send run (in-process mode shows the gateway)")
+	flag.Parse()
+	if err := run(context.Background(), o); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, o options) error {
+	dir, err := os.MkdirTemp("", "sportello-bench-")
+	if err != nil {
+		return err
+	}
+	if !o.keep {
+		defer os.RemoveAll(dir)
+	}
+	fmt.Printf("bench: %d CPUs, GOMAXPROCS %d, concurrency %d, %s per scenario, data in %s\n",
+		runtime.NumCPU(), runtime.GOMAXPROCS(0), o.concurrency, o.duration, dir)
+
+	target, err := startTarget(ctx, o, filepath.Join(dir, "data"))
+	if err != nil {
+		return err
+	}
+	defer target.stop()
+	fmt.Printf("bench: server mode %s at %s\n", target.mode, target.base)
+
+	ceiling, stopCeiling, err := startCeiling()
+	if err != nil {
+		return err
+	}
+	defer stopCeiling()
+
+	out := map[string]any{"mode": target.mode, "concurrency": o.concurrency, "duration_s": o.duration.Seconds(),
+		"cpus": runtime.NumCPU()}
+	sendBody := sendBody()
+	cfs := fiscalCodes(1000)
+
+	report := func(name string, r result) {
+		fmt.Printf("%-22s %9.0f req/s  p50 %6.2f ms  p99 %6.2f ms  ok %d  other %v\n", name, r.rps, r.p50ms, r.p99ms, r.ok, r.other)
+	}
+	ceilingRun := func() result {
+		r := load(o, func(i int) request {
+			return request{method: "POST", url: ceiling + "/api/v1/messages/" + cfs[i%len(cfs)], body: sendBody}
+		}, 201)
+		report("bare net/http ceiling", r)
+		return r
+	}
+	sendRun := func(name string) (result, error) {
+		target.drain(5 * time.Minute)
+		before, err := target.countMessages()
+		if err != nil {
+			return result{}, err
+		}
+		if o.cpuProfile != "" {
+			if f, err := os.Create(o.cpuProfile); err == nil && pprof.StartCPUProfile(f) == nil {
+				defer f.Close()
+				defer pprof.StopCPUProfile()
+			}
+			o.cpuProfile = ""
+		}
+		r := load(o, target.sendRequest(cfs, sendBody), 201)
+		report(name, r)
+		if rss := target.rssMB(); rss > out["rss_mb"].(float64) {
+			out["rss_mb"] = rss
+		}
+		if err := target.checkDurable(before, r.ok); err != nil {
+			return r, err
+		}
+		if target.mode == "process" {
+			backlog := target.outbox()
+			out["send_outbox_backlog"] = max(backlog, out["send_outbox_backlog"].(int))
+			fmt.Printf("bench: delivery backlog after the send run: %d messages\n", backlog)
+		}
+		return r, nil
+	}
+	out["rss_mb"], out["send_outbox_backlog"] = 0.0, 0
+
+	// The machine is shared: scenarios are interleaved over several rounds
+	// and each reports its median round, so a burst of outside load skews
+	// the ceiling and the sends alike instead of one of them.
+	var crs, srs, prs []result
+	for round := 1; round <= o.rounds; round++ {
+		fmt.Printf("bench: round %d of %d\n", round, o.rounds)
+		crs = append(crs, ceilingRun())
+		sr, err := sendRun("send (live key)")
+		if err != nil {
+			return err
+		}
+		srs = append(srs, sr)
+		target.drain(5 * time.Minute)
+		pr := load(o, target.profileRequest(), 200)
+		report("profile look-up", pr)
+		prs = append(prs, pr)
+	}
+	cr, sr, pr := median(crs), median(srs), median(prs)
+
+	out["ceiling_rps"], out["ceiling_p50_ms"], out["ceiling_p99_ms"] = round(cr.rps), round(cr.p50ms), round(cr.p99ms)
+	out["send_rps"], out["send_p50_ms"], out["send_p99_ms"] = round(sr.rps), round(sr.p50ms), round(sr.p99ms)
+	out["profile_rps"], out["profile_p50_ms"], out["profile_p99_ms"] = round(pr.rps), round(pr.p50ms), round(pr.p99ms)
+	out["send_ratio"] = round(sr.rps / cr.rps)
+	out["profile_ratio"] = round(pr.rps / cr.rps)
+	out["send_best_rps"] = round(best(srs).rps)
+	out["durable_ok"] = true
+
+	if o.prefill > 0 {
+		fmt.Printf("bench: storing %d messages...\n", o.prefill)
+		t0 := time.Now()
+		if err := target.prefill(ctx, o.prefill); err != nil {
+			return err
+		}
+		fmt.Printf("bench: stored in %s\n", time.Since(t0).Round(time.Second))
+		var bcs, brs []result
+		for round := 1; round <= o.rounds; round++ {
+			fmt.Printf("bench: 1M round %d of %d\n", round, o.rounds)
+			bcs = append(bcs, ceilingRun())
+			br, err := sendRun("send, 1M stored")
+			if err != nil {
+				return err
+			}
+			brs = append(brs, br)
+		}
+		bc, br := median(bcs), median(brs)
+		out["send_1m_rps"], out["send_1m_p99_ms"] = round(br.rps), round(br.p99ms)
+		out["send_1m_vs_empty"] = round(br.rps / sr.rps)
+		// The same, each against the ceiling measured next to it.
+		out["send_1m_vs_empty_normalized"] = round((br.rps / bc.rps) / (sr.rps / cr.rps))
+	}
+	b, _ := json.Marshal(out)
+	fmt.Println(string(b))
+	return nil
+}
+
+func round(f float64) float64 { return float64(int64(f*100+0.5)) / 100 }
+
+// median returns the run with the median throughput.
+func median(rs []result) result {
+	s := append([]result(nil), rs...)
+	sort.Slice(s, func(i, j int) bool { return s[i].rps < s[j].rps })
+	return s[len(s)/2]
+}
+
+func best(rs []result) result {
+	b := rs[0]
+	for _, r := range rs[1:] {
+		if r.rps > b.rps {
+			b = r
+		}
+	}
+	return b
+}
