@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -198,5 +199,48 @@ func TestTestKeysReachOnlyAuthorizedRecipients(t *testing.T) {
 	}
 	if n := e.count(`SELECT COUNT(*) FROM messages WHERE fiscal_code = ?`, anna); n != 1 {
 		t.Fatalf("%d messages to the refused recipient", n)
+	}
+}
+
+// Requests without a valid key carry RateLimit headers too, and one client
+// address sending too many of them gets 429 with Retry-After, without
+// affecting other addresses or the valid keys.
+func TestUnauthenticatedRequestsAreLimitedPerClient(t *testing.T) {
+	e := newEnv(t, func(c *gateway.Config) {
+		c.Resolver = clientip.Resolver{Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}}
+	})
+	_, testKey, _ := e.service(svcOpts{})
+	path := "/api/v1/profiles/" + mario
+	bad := keys.Generate(keys.Test)
+	for i := 1; i <= 60; i++ {
+		r := e.do("GET", path, bad, nil, "X-Forwarded-For", "198.51.100.7")
+		if r.StatusCode != 401 {
+			t.Fatalf("bad key #%d: status %d, want 401", i, r.StatusCode)
+		}
+		if got, want := r.Header.Get("RateLimit-Remaining"), strconv.Itoa(60-i); got != want {
+			t.Fatalf("bad key #%d: RateLimit-Remaining %q, want %q", i, got, want)
+		}
+		if !strings.HasPrefix(r.Header.Get("RateLimit-Policy"), `"unauthenticated";q=60;w=60`) {
+			t.Fatalf("RateLimit-Policy %q", r.Header.Get("RateLimit-Policy"))
+		}
+	}
+	r := e.do("GET", path, "", nil, "X-Forwarded-For", "198.51.100.7")
+	if r.StatusCode != 429 || r.Header.Get("Retry-After") == "" {
+		t.Fatalf("61st request without a valid key: %d, Retry-After %q; want 429 with Retry-After", r.StatusCode, r.Header.Get("Retry-After"))
+	}
+	if p := r.problem(t); p.Type != "/docs/api#problem-auth_throttled" {
+		t.Fatalf("problem type %q", p.Type)
+	}
+	// Another address is not affected, nor is a valid key from the same one.
+	if r := e.do("GET", path, bad, nil, "X-Forwarded-For", "198.51.100.8"); r.StatusCode != 401 {
+		t.Fatalf("other client: %d, want 401", r.StatusCode)
+	}
+	if r := e.do("GET", path, testKey, nil, "X-Forwarded-For", "198.51.100.7"); r.StatusCode == 401 || r.StatusCode == 429 {
+		t.Fatalf("valid key from the limited address: %d", r.StatusCode)
+	}
+	// The bucket refills with time.
+	e.clock.Advance(2 * time.Second)
+	if r := e.do("GET", path, bad, nil, "X-Forwarded-For", "198.51.100.7"); r.StatusCode != 401 {
+		t.Fatalf("after 2 s: %d, want 401 again", r.StatusCode)
 	}
 }

@@ -34,14 +34,26 @@ func apiKey(r *http.Request) string {
 	return ""
 }
 
+// unauthenticated answers a request without a valid key: 401, or 429 when
+// the client address has sent too many of them.
+func (g *Gateway) unauthenticated(w http.ResponseWriter, r *http.Request, code string) {
+	lim, ok := g.unauth.take(g.cfg.Resolver.String(r), g.now())
+	lim.set(w)
+	if !ok {
+		g.problem(w, r, nil, http.StatusTooManyRequests, "auth_throttled", nil, unauthRequests, ceilSeconds(unauthWindow))
+		return
+	}
+	w.Header().Set("WWW-Authenticate", `Bearer realm="sportello"`)
+	g.problem(w, r, nil, http.StatusUnauthorized, code, nil)
+}
+
 // authed authenticates the key, checks suspension and CIDRs, spends a live
 // token, then runs h. Usage is metered for every authenticated request.
 func (g *Gateway) authed(h func(http.ResponseWriter, *http.Request, *call)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		key := apiKey(r)
 		if key == "" {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="sportello"`)
-			g.problem(w, r, nil, http.StatusUnauthorized, "missing_key", nil)
+			g.unauthenticated(w, r, "missing_key")
 			return
 		}
 		var p *principal
@@ -54,8 +66,7 @@ func (g *Gateway) authed(h func(http.ResponseWriter, *http.Request, *call)) http
 			}
 		}
 		if p == nil {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="sportello"`)
-			g.problem(w, r, nil, http.StatusUnauthorized, "unknown_key", nil)
+			g.unauthenticated(w, r, "unknown_key")
 			return
 		}
 		c := &call{p: p, now: g.now()}

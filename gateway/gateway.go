@@ -54,6 +54,7 @@ type Gateway struct {
 	auth    *authCache
 	quota   *weeklyQuota
 	buckets *buckets
+	unauth  *unauthLimiter
 	meter   *meter
 	ckpt    *checkpointer
 	handler http.Handler
@@ -107,6 +108,7 @@ func New(cfg Config) (*Gateway, error) {
 	g.auth = newAuthCache(cfg.DB, cfg.CacheTTL, cfg.Now)
 	g.quota = newWeeklyQuota(cfg.DB, cfg.WeeklyQuota)
 	g.buckets = newBuckets()
+	g.unauth = newUnauthLimiter()
 	g.meter = newMeter()
 	g.handler = g.routes()
 	if err := g.startCheckpointer(ctx); err != nil {

@@ -15,7 +15,7 @@ import (
 var ProblemCodes = []string{
 	"missing_key", "unknown_key", "suspended", "not_approved", "cidr", "recipient",
 	"validation", "bad_json", "bad_body", "too_large", "media_type", "idempotency_mismatch",
-	"rate_limited", "quota_exceeded", "message_not_found", "profile_not_found", "not_found", "internal",
+	"rate_limited", "auth_throttled", "quota_exceeded", "message_not_found", "profile_not_found", "not_found", "internal",
 }
 
 // Rules lists the validation rules of the errors list, for the docs page.

@@ -86,18 +86,24 @@ func (b *buckets) take(s *service, now time.Time) (*limitHeaders, bool) {
 	}
 	bk := b.get(s, now)
 	ok := bk.lim.AllowN(now, 1)
-	tokens := bk.lim.TokensAt(now)
-	perToken := time.Duration(float64(time.Second) / float64(bk.lim.Limit()))
-	h := &limitHeaders{policy: "live", limit: bk.requests, window: bk.window,
+	return bucketHeaders("live", bk.lim, bk.requests, bk.window, now, ok), ok
+}
+
+// bucketHeaders describes a token bucket just consulted at now; ok false
+// adds the Retry-After of a 429.
+func bucketHeaders(policy string, lim *rate.Limiter, requests int, window time.Duration, now time.Time, ok bool) *limitHeaders {
+	tokens := lim.TokensAt(now)
+	perToken := time.Duration(float64(time.Second) / float64(lim.Limit()))
+	h := &limitHeaders{policy: policy, limit: requests, window: window,
 		remaining: max(0, int(math.Floor(tokens))),
-		reset:     time.Duration((float64(bk.requests) - tokens) * float64(perToken))}
+		reset:     time.Duration((float64(requests) - tokens) * float64(perToken))}
 	if !ok {
 		h.retry = time.Duration((1 - tokens) * float64(perToken))
 		if h.retry <= 0 {
 			h.retry = time.Second
 		}
 	}
-	return h, ok
+	return h
 }
 
 func quotaHeaders(st quotaState, now time.Time, exhausted bool) *limitHeaders {

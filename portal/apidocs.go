@@ -36,6 +36,7 @@ type apiProblem struct{ Code, Title, Detail string }
 var problemExamples = map[string][]any{
 	"cidr":           {"203.0.113.7"},
 	"rate_limited":   {150, 5},
+	"auth_throttled": {60, 60},
 	"quota_exceeded": {gateway.DefaultWeeklyQuota},
 	"too_large":      {128 << 10},
 	"recipient":      {"RSS************X"},
