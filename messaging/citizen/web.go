@@ -74,6 +74,7 @@ func (a *API) webRoutes() error {
 	web.HandleFunc("GET /citizen/login", a.loginPage)
 	web.HandleFunc("POST /citizen/login", a.login)
 	web.HandleFunc("POST /citizen/logout", a.logout)
+	web.HandleFunc("POST /citizen/lang", a.setLanguage)
 	p := func(pattern string, f func(w http.ResponseWriter, r *http.Request, fc string)) {
 		web.Handle(pattern, a.signedIn(f))
 	}
@@ -107,8 +108,38 @@ func securityHeaders(next http.Handler) http.Handler {
 	})
 }
 
+const langCookie = "sportello_citizen_lang"
+
+// webLang is the language of the citizen pages: the one chosen with the
+// switch, else the browser's.
+func webLang(r *http.Request) string {
+	if c, err := r.Cookie(langCookie); err == nil {
+		if l := i18n.Supported(c.Value); l != "" {
+			return l
+		}
+	}
+	return lang(r)
+}
+
+// setLanguage remembers the chosen language and goes back to the page
+// (only local paths: no open redirect).
+func (a *API) setLanguage(w http.ResponseWriter, r *http.Request) {
+	l := i18n.Supported(r.FormValue("lang"))
+	if l == "" {
+		l = i18n.Default
+	}
+	http.SetCookie(w, &http.Cookie{Name: langCookie, Value: l, Path: "/citizen/", MaxAge: 365 * 24 * 3600,
+		HttpOnly: true, Secure: a.cfg.Secure, SameSite: http.SameSiteLaxMode})
+	next := r.FormValue("next")
+	if !strings.HasPrefix(next, "/citizen/") || strings.HasPrefix(next, "//") || strings.ContainsAny(next, "\\\r\n") {
+		next = "/citizen/app"
+	}
+	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
 // webPage is what every citizen page template receives.
 type webPage struct {
+	Path       string // the current page, for the language switch
 	Lang       string
 	Title      string
 	FiscalCode string // masked, for the header
@@ -118,7 +149,7 @@ type webPage struct {
 }
 
 func (a *API) page(w http.ResponseWriter, r *http.Request, status int, name string, p webPage) {
-	p.Lang = lang(r)
+	p.Lang, p.Path = webLang(r), r.URL.Path
 	t := a.pages[p.Lang]
 	var buf bytes.Buffer
 	if err := t.ExecuteTemplate(&buf, name, p); err != nil {

@@ -146,3 +146,26 @@ type recorder struct {
 func (r *recorder) Header() http.Header         { return r.h }
 func (r *recorder) Write(b []byte) (int, error) { return len(b), nil }
 func (r *recorder) WriteHeader(c int)           { r.code = c }
+
+// The language switch sets the pages' language over the browser's, and
+// only sends people back to citizen pages.
+func TestWebLanguageSwitch(t *testing.T) {
+	e := newEnv(t)
+	b := e.browser()
+	_, body := b.get("/citizen/login")
+	if !strings.Contains(body, `<html lang="it">`) || !strings.Contains(body, `href="#main"`) {
+		t.Fatal("login page: not Italian by default, or no skip link")
+	}
+	code, loc := b.post("/citizen/lang", url.Values{"lang": {"en"}, "next": {"/citizen/login"}})
+	if code != http.StatusSeeOther || !strings.HasPrefix(loc, "/citizen/login") {
+		t.Fatalf("switch: %d %q", code, loc)
+	}
+	if _, body = b.get("/citizen/login"); !strings.Contains(body, `<html lang="en">`) {
+		t.Fatal("login page still not in English after the switch")
+	}
+	for _, next := range []string{"//evil.example", "https://evil.example/", "/admin"} {
+		if _, loc := b.post("/citizen/lang", url.Values{"lang": {"it"}, "next": {next}}); !strings.HasPrefix(loc, "/citizen/app") {
+			t.Errorf("next %q redirected to %q", next, loc)
+		}
+	}
+}
