@@ -235,6 +235,13 @@ func (j *journey) console() {
 	p.fill("#f-email", adminEmail).fill("#f-password", "wrong password here").
 		click(`main form button[type="submit"]`).see(it("login.invalid"))
 	p.screenshot("09-login-error")
+	// Someone who forgot the password asks for a link; the answer is the
+	// same whether or not the address has an account.
+	p.click(`main a[href="/password/forgot"]`).heading(it("reset.forgot.title"))
+	p.fill("#f-email", adminEmail).click(`main form button[type="submit"]`).
+		heading(it("reset.forgot.title")).see(it("reset.forgot.sent", adminEmail))
+	p.screenshot("09b-password-forgot")
+	p.open("/login").heading(it("login.title"))
 	// This time by keyboard only: Tab to the email field, type, Tab to the
 	// password, type, Enter.
 	p.tabTo("#f-email").press(adminEmail).press("\t")

@@ -69,10 +69,12 @@ type App struct {
 	store    *sessions.CookieStore
 	pages    *renderer
 	throttle *loginThrottle
-	secure   bool
-	router   *mux.Router
-	handler  http.Handler
-	hasher   passwordHasher
+	// resetThrottle counts "forgot password" requests per address and IP.
+	resetThrottle *loginThrottle
+	secure        bool
+	router        *mux.Router
+	handler       http.Handler
+	hasher        passwordHasher
 
 	dummyOnce sync.Once
 	dummy     string
@@ -106,6 +108,7 @@ func New(ctx context.Context, d Deps) (*App, error) {
 		return nil, err
 	}
 	a.throttle = newLoginThrottle(d.Now)
+	a.resetThrottle = newLoginThrottle(d.Now)
 	if err := a.loadRoles(ctx); err != nil {
 		return nil, err
 	}
