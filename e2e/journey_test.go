@@ -225,7 +225,7 @@ func (j *journey) auditAndAccount() {
 	a.open("/account").heading(it("account.title")).see(anna.email).screenshot("08-account")
 
 	// The institution's settings: the fiscal code is shown, not editable.
-	a.open(instPath+"/").click(`.main-nav a[href="`+instPath+`/settings"]`).heading(it("settings.title")).see(j.cf)
+	a.open(instPath + "/").click(`.main-nav a[href="` + instPath + `/settings"]`).heading(it("settings.title")).see(j.cf)
 	a.fill("#f-inst_pec", "pec sbagliata").click(`main form button[type="submit"]`).
 		fieldError("inst_pec", it("field.email"))
 	a.fill("#f-inst_pec", "protocollo@pec.comune.esempio.it").click(`main form button[type="submit"]`).
