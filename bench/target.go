@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -79,6 +80,10 @@ func seed(ctx context.Context, d *db.DB) (demo.Result, error) {
 }
 
 func startInProcess(ctx context.Context, dataDir string) (*target, error) {
+	// serve.go's GC setting (GOGC=400 unless set), for the same process.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
+	}
 	path := filepath.Join(dataDir, "sportello.db")
 	d, err := db.Open(ctx, path)
 	if err != nil {

@@ -39,7 +39,13 @@ func (d *Delivery) worker(ctx context.Context) error {
 			}
 			continue
 		}
+		if n >= d.cfg.BatchSize {
+			continue // a backlog: go on at once
+		}
 		if n > 0 {
+			if !d.sleep(ctx, d.cfg.BatchPause) {
+				return nil
+			}
 			continue
 		}
 		// Idle: look for work with a read query so an empty outbox does not

@@ -31,9 +31,7 @@ func (s *Store) Profile(ctx context.Context, from Sender, fiscalCode string) (*L
 		Mode    string `db:"preferences_mode"`
 		Version int    `db:"preferences_version"`
 	}
-	err := s.d.R.GetContext(ctx, &p, `SELECT is_inbox_enabled, is_email_enabled, is_email_validated, is_webhook_enabled,
-		preferred_languages, blocked_inbox_or_channels, preferences_mode, preferences_version
-		FROM profiles WHERE fiscal_code = ?`, fiscalCode)
+	err := s.qProfile.GetContext(ctx, &p, fiscalCode)
 	if err != nil {
 		return nil, db.NotFound(err)
 	}
@@ -52,8 +50,7 @@ func (s *Store) Profile(ctx context.Context, from Sender, fiscalCode string) (*L
 		Version int  `db:"settings_version"`
 	}
 	var pref *preferences.ServicePreference
-	err = s.d.R.GetContext(ctx, &sp, `SELECT is_inbox_enabled, is_email_enabled, is_webhook_enabled, settings_version
-		FROM service_preferences WHERE fiscal_code = ? AND service_id = ?`, fiscalCode, from.ServiceID)
+	err = s.qPreference.GetContext(ctx, &sp, fiscalCode, from.ServiceID)
 	switch {
 	case err == nil:
 		pref = &preferences.ServicePreference{IsInboxEnabled: sp.Inbox, IsEmailEnabled: sp.Email,
