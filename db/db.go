@@ -10,6 +10,7 @@ package db
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"net/url"
@@ -99,6 +100,43 @@ func (d *DB) Close() error {
 // commits when fn returns nil.
 func (d *DB) WriteTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
 	tx, err := d.W.BeginTxx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// WriteTxNoSync is WriteTx committing with synchronous=NORMAL: the commit
+// reaches the WAL (and survives a crash of the process) but is not fsynced,
+// so it is lost only if the machine itself goes down before the next fsync
+// (any FULL commit or checkpoint). It is for work that is safe to redo, such
+// as the delivery pipeline's leases and outcomes (every effect is
+// idempotent): it then holds the single writer for a write, not for a disk
+// flush, and leaves more of it to the gateway's durable commits.
+func (d *DB) WriteTxNoSync(ctx context.Context, fn func(tx *sqlx.Tx) error) (err error) {
+	conn, err := d.W.Connx(ctx)
+	if err != nil {
+		return fmt.Errorf("writer: %w", err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `PRAGMA synchronous = NORMAL`); err != nil {
+		return err
+	}
+	defer func() {
+		// The connection must not go back to the pool relaxed.
+		if _, rerr := conn.ExecContext(context.WithoutCancel(ctx), `PRAGMA synchronous = FULL`); rerr != nil {
+			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+			err = errors.Join(err, fmt.Errorf("restore synchronous=FULL: %w", rerr))
+		}
+	}()
+	tx, err := conn.BeginTxx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}

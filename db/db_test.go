@@ -2,8 +2,11 @@ package db_test
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"testing"
+
+	"github.com/jmoiron/sqlx"
 
 	"sportello/db"
 )
@@ -78,5 +81,55 @@ func TestAuditIsAppendOnly(t *testing.T) {
 	evs, _ = d.AuditEvents(ctx, db.AuditFilter{Action: "%"})
 	if len(evs) != 0 {
 		t.Fatalf("LIKE wildcard not escaped: %d events", len(evs))
+	}
+}
+
+// WriteTxNoSync commits (or rolls back) like WriteTx and always hands the
+// writer back with synchronous=FULL, so durable writers that follow are not
+// silently relaxed.
+func TestWriteTxNoSyncRestoresFullSync(t *testing.T) {
+	ctx := context.Background()
+	d, err := db.Open(ctx, filepath.Join(t.TempDir(), "s.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	d.W.MustExec(`CREATE TABLE t (v INTEGER)`)
+	sync := func() int {
+		var n int
+		if err := d.W.Get(&n, `PRAGMA synchronous`); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if got := sync(); got != 2 {
+		t.Fatalf("writer starts with synchronous=%d, want 2 (FULL)", got)
+	}
+	var inside int
+	err = d.WriteTxNoSync(ctx, func(tx *sqlx.Tx) error {
+		if err := tx.Get(&inside, `PRAGMA synchronous`); err != nil {
+			return err
+		}
+		_, err := tx.Exec(`INSERT INTO t VALUES (1)`)
+		return err
+	})
+	if err != nil || inside != 1 {
+		t.Fatalf("err %v, synchronous inside %d, want 1 (NORMAL)", err, inside)
+	}
+	boom := errors.New("boom")
+	if err := d.WriteTxNoSync(ctx, func(tx *sqlx.Tx) error {
+		if _, err := tx.Exec(`INSERT INTO t VALUES (2)`); err != nil {
+			return err
+		}
+		return boom
+	}); !errors.Is(err, boom) {
+		t.Fatalf("failing fn: %v", err)
+	}
+	if got := sync(); got != 2 {
+		t.Fatalf("writer left with synchronous=%d, want 2 (FULL)", got)
+	}
+	var vals []int
+	if err := d.R.Select(&vals, `SELECT v FROM t`); err != nil || len(vals) != 1 || vals[0] != 1 {
+		t.Fatalf("rows %v (%v): want only the committed 1", vals, err)
 	}
 }

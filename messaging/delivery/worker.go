@@ -73,7 +73,7 @@ func (d *Delivery) hasWork(ctx context.Context) (bool, error) {
 func (d *Delivery) lease(ctx context.Context) ([]string, error) {
 	now := d.now()
 	var ids []string
-	err := d.db.WriteTx(ctx, func(tx *sqlx.Tx) error {
+	err := d.db.WriteTxNoSync(ctx, func(tx *sqlx.Tx) error {
 		return tx.SelectContext(ctx, &ids, `UPDATE outbox SET lease_until = ?, attempts = attempts + 1
 			WHERE message_id IN (SELECT message_id FROM outbox
 				WHERE available_at <= ? AND (lease_until IS NULL OR lease_until < ?) LIMIT ?)
@@ -248,7 +248,7 @@ func (d *Delivery) record(ctx context.Context, outs []outcome) error {
 	}
 	now := d.now()
 	notified := false
-	err := d.db.WriteTx(ctx, func(tx *sqlx.Tx) error {
+	err := d.db.WriteTxNoSync(ctx, func(tx *sqlx.Tx) error {
 		setStatus := tx.StmtContext(ctx, d.stmts.setStatus)
 		inbox := tx.StmtContext(ctx, d.stmts.inbox)
 		inboxHas := tx.StmtContext(ctx, d.stmts.inboxHas)
