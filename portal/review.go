@@ -181,7 +181,10 @@ func (a *App) approveService(w http.ResponseWriter, r *http.Request) {
 			ver.ID, ver.Card.Name, ver.Card.MaxPaymentCents, ver.Card.RequireSecureChannels, sc.Service.ID); err != nil {
 			return err
 		}
-		return a.serviceEvent(ctx, tx, r, sc.Service, &ver.ID, "approve", "")
+		if err := a.serviceEvent(ctx, tx, r, sc.Service, &ver.ID, "approve", ""); err != nil {
+			return err
+		}
+		return a.queueDecisionMail(ctx, tx, sc.Service, ver.ID, ver.Card.Name, "approve", "")
 	})
 	if errors.Is(err, errSubmitted) {
 		a.flash(w, r, "error", "review.not_submitted")
@@ -233,7 +236,10 @@ func (a *App) rejectService(w http.ResponseWriter, r *http.Request) {
 		if n, _ := res.RowsAffected(); n != 1 {
 			return errSubmitted
 		}
-		return a.serviceEvent(ctx, tx, r, sc.Service, &ver.ID, "reject", reason)
+		if err := a.serviceEvent(ctx, tx, r, sc.Service, &ver.ID, "reject", reason); err != nil {
+			return err
+		}
+		return a.queueDecisionMail(ctx, tx, sc.Service, ver.ID, ver.Card.Name, "reject", reason)
 	})
 	if err != nil && !errors.Is(err, errSubmitted) {
 		a.serverError(w, r, err)

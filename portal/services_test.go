@@ -127,6 +127,23 @@ func TestServiceLifecycle(t *testing.T) {
 	mustContain(t, pa.follow(r), "è stato respinto")
 	page := admin.get(base)
 	mustContain(t, page, "Richiesta respinta", reason)
+	// The institution hears of it by mail: its admins and whoever submitted.
+	var mails []struct {
+		To      string `db:"to_addr"`
+		Subject string `db:"subject"`
+		Body    string `db:"body"`
+	}
+	if err := e.DB.R.Select(&mails, `SELECT to_addr, subject, body FROM mail_outbox ORDER BY to_addr`); err != nil {
+		t.Fatal(err)
+	}
+	if len(mails) != 2 || mails[0].To != "a@comune.example.it" || mails[1].To != "op@comune.example.it" {
+		t.Fatalf("rejection mails %+v, want the admin and the submitting operator", mails)
+	}
+	for _, m := range mails {
+		if !strings.Contains(m.Subject, "TARI") || !strings.Contains(m.Body, reason) || !strings.Contains(m.Body, "http://sportello.test"+base) {
+			t.Fatalf("rejection mail lacks the service, the reason or the link: %+v", m)
+		}
+	}
 
 	// Fix and resubmit, then approve.
 	fixed := validCard("TARI")
@@ -135,6 +152,13 @@ func TestServiceLifecycle(t *testing.T) {
 	admin.post(base+"/submit", nil)
 	r = pa.post("/admin/reviews/"+sid+"/approve", nil)
 	mustContain(t, pa.follow(r), "è stato approvato")
+	// This time the admin submitted: one approval mail, to the admin.
+	if n := e.count(`SELECT count(*) FROM mail_outbox WHERE subject LIKE '%approvato%'`); n != 1 {
+		t.Fatalf("%d approval mails, want 1", n)
+	}
+	if n := e.count(`SELECT count(*) FROM mail_outbox WHERE subject LIKE '%approvato%' AND to_addr = 'a@comune.example.it' AND body LIKE '%chiavi di produzione%'`); n != 1 {
+		t.Fatal("the approval mail does not reach the admin or does not say what to do next")
+	}
 	if got := e.versionStates(sid); got != "1:approved" {
 		t.Fatalf("states after approval %s", got)
 	}

@@ -1,0 +1,50 @@
+package portal
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/jmoiron/sqlx"
+
+	"sportello/templates/i18n"
+)
+
+// queueDecisionMail tells the institution that a platform admin decided on
+// a submitted service: staff submit and then wait days, and should not have
+// to keep checking the portal. It writes to mail_outbox inside the
+// decision's transaction, so the mail exists exactly when the decision
+// does; the delivery pipeline sends it (or platform admins read it in the
+// console without SMTP). Recipients: the institution's admins and whoever
+// submitted the version, if still a member. Institution staff read
+// Italian first, so the mail is in Italian.
+func (a *App) queueDecisionMail(ctx context.Context, tx *sqlx.Tx, s *Service, versionID int64, serviceName, kind, reason string) error {
+	var to []string
+	if err := tx.SelectContext(ctx, &to, `SELECT DISTINCT u.email FROM users u JOIN memberships m ON m.user_id = u.id
+		WHERE m.institution_id = ? AND (m.role = 'admin' OR u.id = (SELECT actor_user_id FROM service_events
+			WHERE version_id = ? AND kind = 'submit' ORDER BY id DESC LIMIT 1))
+		ORDER BY u.email`, s.InstitutionID, versionID); err != nil {
+		return err
+	}
+	var instName string
+	if err := tx.GetContext(ctx, &instName, `SELECT name FROM institutions WHERE id = ?`, s.InstitutionID); err != nil {
+		return err
+	}
+	link := fmt.Sprintf("%s/i/%d/services/%s", strings.TrimRight(a.BaseURL, "/"), s.InstitutionID, s.PublicID)
+	l := i18n.Default
+	subject := a.Catalog.T(l, "review.mail."+kind+".subject", serviceName)
+	var body string
+	if kind == "reject" {
+		body = a.Catalog.T(l, "review.mail.reject.body", serviceName, instName, reason, link)
+	} else {
+		body = a.Catalog.T(l, "review.mail.approve.body", serviceName, instName, link)
+	}
+	now := a.now()
+	for _, addr := range to {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO mail_outbox (to_addr, subject, body, created_at) VALUES (?, ?, ?, ?)`,
+			addr, subject, body, now); err != nil {
+			return err
+		}
+	}
+	return nil
+}
