@@ -1,8 +1,13 @@
 package portal
 
 import (
+	"encoding/csv"
+	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
+	"time"
 
 	"sportello/db"
 )
@@ -27,7 +32,17 @@ func (a *App) auditPage(w http.ResponseWriter, r *http.Request, f db.AuditFilter
 		evs = evs[:auditPageSize]
 		older = evs[len(evs)-1].ID
 	}
-	page.Data = map[string]any{"Events": evs, "Older": older, "Action": f.Action, "Actor": f.Actor}
+	q := url.Values{}
+	for k, v := range map[string]string{"action": f.Action, "actor": f.Actor, "institution": r.URL.Query().Get("institution")} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	csvLink := r.URL.Path + ".csv"
+	if len(q) > 0 {
+		csvLink += "?" + q.Encode()
+	}
+	page.Data = map[string]any{"Events": evs, "Older": older, "Action": f.Action, "Actor": f.Actor, "CSV": csvLink}
 	a.render(w, r, http.StatusOK, "audit", page)
 }
 
@@ -47,4 +62,56 @@ func (a *App) adminAuditPage(w http.ResponseWriter, r *http.Request) {
 		f.InstitutionID = &id
 	}
 	a.auditPage(w, r, f, &Page{Title: a.T(r, "audit.title"), Section: "audit", Platform: true})
+}
+
+// auditCSVMax bounds one export; narrower filters get the rest.
+const auditCSVMax = 100_000
+
+// auditCSV writes the filtered events as CSV for spreadsheets and
+// compliance archives, newest first, with the same filters as the page.
+func (a *App) auditCSV(w http.ResponseWriter, r *http.Request, f db.AuditFilter, name string) {
+	f.BeforeID, f.Limit = 0, auditCSVMax
+	evs, err := a.DB.AuditEvents(r.Context(), f)
+	if err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s-%s.csv"`, name, a.now().Format("20060102-1504")))
+	cw := csv.NewWriter(w)
+	_ = cw.Write([]string{"id", "time_utc", "actor", "institution_id", "action", "target", "detail", "client_ip"})
+	for _, ev := range evs {
+		inst := ""
+		if ev.InstitutionID != nil {
+			inst = strconv.FormatInt(*ev.InstitutionID, 10)
+		}
+		_ = cw.Write([]string{strconv.FormatInt(ev.ID, 10), ev.At.UTC().Format(time.RFC3339), csvCell(ev.Actor), inst,
+			csvCell(ev.Action), csvCell(ev.Target), csvCell(ev.Detail), csvCell(ev.ClientIP)})
+	}
+	cw.Flush()
+}
+
+// csvCell defuses spreadsheet formulas: the actor of a failed login is
+// whatever was typed in the e-mail field, and "=HYPERLINK(...)" must stay
+// text when an auditor opens the file.
+func csvCell(s string) string {
+	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+		return "'" + s
+	}
+	return s
+}
+
+func (a *App) instAuditCSV(w http.ResponseWriter, r *http.Request) {
+	f := auditFilterFrom(r)
+	iid := instID(r)
+	f.InstitutionID = &iid
+	a.auditCSV(w, r, f, fmt.Sprintf("sportello-audit-ente-%d", iid))
+}
+
+func (a *App) adminAuditCSV(w http.ResponseWriter, r *http.Request) {
+	f := auditFilterFrom(r)
+	if id, err := strconv.ParseInt(r.URL.Query().Get("institution"), 10, 64); err == nil {
+		f.InstitutionID = &id
+	}
+	a.auditCSV(w, r, f, "sportello-audit")
 }

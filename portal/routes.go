@@ -42,6 +42,7 @@ func (a *App) routes() *mux.Router {
 	i.Handle("/members/{uid:[0-9]+}/remove", a.inst("members", "manage", a.removeMember)).Methods("POST")
 	i.Handle("/invitations/{id:[0-9]+}/revoke", a.inst("members", "invite", a.revokeInvitation)).Methods("POST")
 	i.Handle("/audit", a.inst("audit", "read", a.instAuditPage)).Methods("GET")
+	i.Handle("/audit.csv", a.inst("audit", "read", a.instAuditCSV)).Methods("GET")
 
 	// Admin console.
 	r.Handle("/admin", a.platform("admin", "read", a.adminHome)).Methods("GET")
@@ -49,6 +50,7 @@ func (a *App) routes() *mux.Router {
 	r.Handle("/admin/institutions/{iid:[0-9]+}/suspend", a.platform("admin", "suspend", a.suspendInstitution(true))).Methods("POST")
 	r.Handle("/admin/institutions/{iid:[0-9]+}/reactivate", a.platform("admin", "suspend", a.suspendInstitution(false))).Methods("POST")
 	r.Handle("/admin/audit", a.platform("admin", "read", a.adminAuditPage)).Methods("GET")
+	r.Handle("/admin/audit.csv", a.platform("admin", "read", a.adminAuditCSV)).Methods("GET")
 
 	for _, add := range featureRoutes {
 		add(a, r, i)

@@ -1,0 +1,82 @@
+package portal
+
+import (
+	"encoding/csv"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+)
+
+func parseCSV(t *testing.T, r resp) [][]string {
+	t.Helper()
+	if r.Status != http.StatusOK || !strings.HasPrefix(r.Header.Get("Content-Type"), "text/csv") {
+		t.Fatalf("CSV export: %d %q", r.Status, r.Header.Get("Content-Type"))
+	}
+	if !strings.Contains(r.Header.Get("Content-Disposition"), "attachment") {
+		t.Fatal("CSV export is not offered as a download")
+	}
+	rows, err := csv.NewReader(strings.NewReader(r.Body)).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rows
+}
+
+func TestAuditCSVExport(t *testing.T) {
+	e := newTestEnv(t)
+	admin, inst := e.registerInst(1, "anna@comune.example.it")
+	other, _ := e.registerInst(2, "bruno@comune-b.example.it")
+	e.inviteAndJoin(admin, inst, "marco@comune.example.it", "operator")
+	// A failed login whose "e-mail" is a spreadsheet formula.
+	e.newClient().post("/login", url.Values{"email": {`=HYPERLINK("http://evil.example")`}, "password": {"x"}})
+
+	base := fmt.Sprintf("/i/%d/audit", inst)
+	mustContain(t, admin.get(base+"?action=member"), fmt.Sprintf(`href="%s.csv?action=member"`, base))
+	rows := parseCSV(t, admin.get(base+".csv"))
+	if got := strings.Join(rows[0], ","); got != "id,time_utc,actor,institution_id,action,target,detail,client_ip" {
+		t.Fatalf("header %q", got)
+	}
+	actions := map[string]bool{}
+	for _, row := range rows[1:] {
+		if row[3] != fmt.Sprint(inst) {
+			t.Fatalf("another institution's event in the export: %v", row)
+		}
+		actions[row[4]] = true
+	}
+	if !actions["institution.register"] || !actions["member.invite"] || !actions["member.join"] {
+		t.Fatalf("actions %v", actions)
+	}
+	// Filters apply to the export as on the page.
+	for _, row := range parseCSV(t, admin.get(base+".csv?action=member.invite"))[1:] {
+		if row[4] != "member.invite" {
+			t.Fatalf("filtered export has %v", row)
+		}
+	}
+	// Platform admins export everything; formulas stay text.
+	pa := e.platformAdmin("root@sportello.example.it")
+	found := false
+	for _, row := range parseCSV(t, pa.get("/admin/audit.csv?action=login.failed"))[1:] {
+		if strings.Contains(row[2], "HYPERLINK") {
+			found = true
+			if !strings.HasPrefix(row[2], "'=") {
+				t.Fatalf("formula not defused: %q", row[2])
+			}
+		}
+	}
+	if !found {
+		t.Fatal("the failed login is not in the platform export")
+	}
+	// Other institutions and operators cannot export.
+	if r := other.get(base + ".csv"); r.Status != http.StatusNotFound {
+		t.Fatalf("other institution's admin: %d", r.Status)
+	}
+	op := e.login("marco@comune.example.it", testPassword)
+	if r := op.get(base + ".csv"); r.Status != http.StatusForbidden {
+		t.Fatalf("operator: %d", r.Status)
+	}
+	if r := other.get("/admin/audit.csv"); r.Status != http.StatusForbidden {
+		t.Fatalf("institution admin on the platform export: %d", r.Status)
+	}
+}
