@@ -3,6 +3,7 @@
 //
 //	sportello [serve] [--addr :8080] [--data ./data] [--dev]
 //	sportello admin create --email X [--data DIR]
+//	sportello admin reset-link --email X [--data DIR]
 //	sportello citizen-token [--data DIR] FISCALCODE
 //	sportello seed-demo [--data DIR]
 package main
@@ -15,7 +16,9 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
+	"time"
 
 	"sportello/db"
 	"sportello/portal"
@@ -60,6 +63,7 @@ func run(ctx context.Context, args []string) error {
 const usage = `usage:
   sportello [serve] [--addr :8080] [--data ./data] [--dev]   start the portal, gateway and delivery workers
   sportello admin create --email X [--data DIR]               add a platform admin, print a one-time password
+  sportello admin reset-link --email X [--data DIR]           print a one-hour password reset link for a user
   sportello citizen-token [--data DIR] FISCALCODE             print a 24-hour test citizen token
   sportello seed-demo [--data DIR]                            create demo services and print their keys as JSON`
 
@@ -72,27 +76,56 @@ func openDB(ctx context.Context, dataDir string) (*db.DB, error) {
 }
 
 func adminCommand(ctx context.Context, args []string) error {
-	if len(args) == 0 || args[0] != "create" {
-		return fmt.Errorf("usage: sportello admin create --email X [--data DIR]")
+	if len(args) == 0 || (args[0] != "create" && args[0] != "reset-link") {
+		return fmt.Errorf("usage: sportello admin create --email X [--data DIR] | sportello admin reset-link --email X [--data DIR]")
 	}
-	fs := flag.NewFlagSet("admin create", flag.ContinueOnError)
-	email := fs.String("email", "", "email of the new platform admin")
-	data := dataFlag(fs)
-	if err := fs.Parse(args[1:]); err != nil {
-		return err
-	}
-	if *email == "" {
-		return fmt.Errorf("--email is required")
-	}
-	d, err := openDB(ctx, *data)
+	email, d, err := adminTarget(ctx, "admin "+args[0], args[1:])
 	if err != nil {
 		return err
 	}
 	defer d.Close()
+	if args[0] == "reset-link" {
+		return resetLinkCommand(ctx, d, email)
+	}
 	pw := portal.NewPassword()
-	if err := portal.CreatePlatformAdmin(ctx, d, *email, pw); err != nil {
+	if err := portal.CreatePlatformAdmin(ctx, d, email, pw); err != nil {
 		return err
 	}
-	fmt.Printf("Platform admin %s created.\nOne-time password (shown only now, change it after the first login): %s\n", *email, pw)
+	fmt.Printf("Platform admin %s created.\nOne-time password (shown only now, change it after the first login): %s\n", email, pw)
+	return nil
+}
+
+// adminTarget parses the --email and --data flags of an admin command and
+// opens the database.
+func adminTarget(ctx context.Context, name string, args []string) (string, *db.DB, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	email := fs.String("email", "", "email of the person")
+	data := dataFlag(fs)
+	if err := fs.Parse(args); err != nil {
+		return "", nil, err
+	}
+	if *email == "" {
+		return "", nil, fmt.Errorf("--email is required")
+	}
+	d, err := openDB(ctx, *data)
+	return *email, d, err
+}
+
+// resetLinkCommand prints a one-hour password reset link for a user: the
+// way to help someone locked out when Sportello runs without SMTP (the web
+// form never shows or stores the link).
+func resetLinkCommand(ctx context.Context, d *db.DB, email string) error {
+	_, tok, err := portal.IssuePasswordReset(ctx, d, strings.ToLower(strings.TrimSpace(email)), time.Now().UTC(), "cli")
+	if errors.Is(err, db.ErrNotFound) {
+		return fmt.Errorf("no user with email %s", email)
+	} else if err != nil {
+		return err
+	}
+	base := os.Getenv("SPORTELLO_BASE_URL")
+	if base == "" {
+		base = "http://localhost:8080"
+	}
+	fmt.Printf("Password reset link for %s (valid %s, usable once; give it to the person only):\n%s\n",
+		email, portal.PasswordResetTTL, portal.ResetLink(base, tok))
 	return nil
 }

@@ -2,14 +2,17 @@ package main
 
 import (
 	"context"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"sportello/db"
+	"sportello/portal"
 )
 
 func TestConfigDefaultsAndValidation(t *testing.T) {
@@ -133,5 +136,46 @@ func TestServeStartsAndStopsCleanly(t *testing.T) {
 	applied, err := d.AppliedMigrations(context.Background())
 	if err != nil || len(applied) == 0 {
 		t.Fatalf("migrations: %v %v", applied, err)
+	}
+}
+
+// "admin reset-link" issues a link for an existing user (the way to help
+// someone locked out without SMTP) and refuses unknown addresses.
+func TestResetLinkCommand(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	d, err := db.Open(ctx, filepath.Join(dir, "sportello.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := portal.CreatePlatformAdmin(ctx, d, "anna@comune.example.it", portal.NewPassword()); err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+
+	r, w, _ := os.Pipe()
+	stdout := os.Stdout
+	os.Stdout = w
+	err = run(ctx, []string{"admin", "reset-link", "--email", "Anna@comune.example.it", "--data", dir})
+	w.Close()
+	os.Stdout = stdout
+	out, _ := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(out), "/password/reset/") {
+		t.Fatalf("no link printed: %q", out)
+	}
+	if err := run(ctx, []string{"admin", "reset-link", "--email", "nessuno@example.it", "--data", dir}); err == nil {
+		t.Fatal("a link for an unknown address")
+	}
+	d, err = db.Open(ctx, filepath.Join(dir, "sportello.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	var n int
+	if err := d.R.Get(&n, `SELECT count(*) FROM password_resets WHERE used_at IS NULL`); err != nil || n != 1 {
+		t.Fatalf("%d open reset links (%v), want 1", n, err)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"sportello/db"
+	"sportello/messaging/channels"
 )
 
 // PasswordResetTTL is how long a "forgot your password" link works.
@@ -18,7 +19,9 @@ const PasswordResetTTL = time.Hour
 
 // Staff who sign in a few times a year forget passwords: they ask for a
 // link by e-mail, and the link lets them choose a new one. The answer to
-// the request never says whether the address has an account.
+// the request never says whether the address has an account. Like
+// invitation links, reset links go out only by SMTP, never through the mail
+// outbox platform admins read.
 func init() {
 	featureRoutes = append(featureRoutes, func(a *App, root, inst *mux.Router) {
 		root.HandleFunc("/password/forgot", a.forgotPage).Methods("GET")
@@ -52,30 +55,35 @@ func (a *App) forgot(w http.ResponseWriter, r *http.Request) {
 	if delay > 0 {
 		a.resetThrottle.sleep(delay)
 	}
-	u, err := a.userByEmail(r.Context(), email)
+	u, tok, err := IssuePasswordReset(r.Context(), a.DB, email, a.now(), a.Resolver.String(r))
 	switch {
 	case errors.Is(err, db.ErrNotFound):
 		// Nothing to send; the page below is the same.
 	case err != nil:
 		a.serverError(w, r, err)
 		return
+	case a.Mailer != nil:
+		a.mailReset(r, u, tok)
 	default:
-		if err := a.issueReset(r, u); err != nil {
-			a.serverError(w, r, err)
-			return
-		}
+		// Without SMTP there is no way to reach the person; the link is not
+		// stored or logged. A platform admin with access to the server can
+		// issue one with "sportello admin reset-link --email ...".
+		a.Logger.Info("password reset requested without SMTP configured", "user_id", u.ID)
 	}
 	page.Data = map[string]any{"Sent": true, "Email": email}
 	a.render(w, r, http.StatusOK, "password_forgot", page)
 }
 
-// issueReset replaces the user's open links with a new one and queues the
-// e-mail carrying it, in one transaction.
-func (a *App) issueReset(r *http.Request, u User) error {
-	ctx, now, tok := r.Context(), a.now(), newToken()
-	link := strings.TrimRight(a.BaseURL, "/") + "/password/reset/" + tok
-	lang := langOf(r)
-	return a.writeTx(ctx, func(tx *sqlx.Tx) error {
+// IssuePasswordReset replaces the user's open reset links with a new one
+// and returns its token, which exists from now on only in the caller's
+// hands (the database keeps its hash). db.ErrNotFound: no such user.
+func IssuePasswordReset(ctx context.Context, d *db.DB, email string, now time.Time, clientIP string) (User, string, error) {
+	var u User
+	if err := d.R.GetContext(ctx, &u, `SELECT `+userColumns+` FROM users WHERE email = ?`, email); err != nil {
+		return u, "", db.NotFound(err)
+	}
+	tok := newToken()
+	err := d.WriteTx(ctx, func(tx *sqlx.Tx) error {
 		if _, err := tx.ExecContext(ctx, `UPDATE password_resets SET used_at = ? WHERE user_id = ? AND used_at IS NULL`, now, u.ID); err != nil {
 			return err
 		}
@@ -83,12 +91,30 @@ func (a *App) issueReset(r *http.Request, u User) error {
 			u.ID, hashToken(tok), now, now.Add(PasswordResetTTL)); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO mail_outbox (to_addr, subject, body, created_at) VALUES (?, ?, ?, ?)`,
-			u.Email, a.Catalog.T(lang, "reset.mail.subject"), a.Catalog.T(lang, "reset.mail.body", u.Name, link), now); err != nil {
-			return err
-		}
-		return db.Audit(ctx, tx, db.AuditEvent{ActorUserID: &u.ID, Actor: u.Email, Action: "password.reset.request", ClientIP: a.Resolver.String(r)})
+		return db.Audit(ctx, tx, db.AuditEvent{ActorUserID: &u.ID, Actor: u.Email, Action: "password.reset.request", ClientIP: clientIP})
 	})
+	return u, tok, err
+}
+
+// ResetLink is the page where the token's holder chooses a new password.
+func ResetLink(baseURL, tok string) string {
+	return strings.TrimRight(baseURL, "/") + "/password/reset/" + tok
+}
+
+// mailReset sends the link straight to the person, in the background like
+// invitations: the link is never written to the mail outbox that platform
+// admins can read.
+func (a *App) mailReset(r *http.Request, u User, tok string) {
+	lang := langOf(r)
+	m := channels.Mail{To: u.Email, Subject: a.Catalog.T(lang, "reset.mail.subject"),
+		Body: a.Catalog.T(lang, "reset.mail.body", u.Name, ResetLink(a.BaseURL, tok))}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := a.Mailer.Send(ctx, m); err != nil {
+			a.Logger.Warn("password reset mail not sent", "user_id", u.ID, "err", err)
+		}
+	}()
 }
 
 // resetUser finds the user of a link that is unused and unexpired.

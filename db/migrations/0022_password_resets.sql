@@ -1,8 +1,6 @@
 -- "Forgot your password?": single-use links, valid one hour, stored only as
--- the SHA-256 of the token (like invitations and sessions). The e-mail
--- carrying the link goes through mail_outbox: the delivery pipeline sends
--- it when SMTP is configured; without SMTP platform admins read it in the
--- console, as they do for every other mail.
+-- the SHA-256 of the token (like invitations and sessions). The link goes
+-- out by SMTP only, never through mail_outbox (which platform admins read).
 CREATE TABLE password_resets (
     id          INTEGER PRIMARY KEY,
     user_id     INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
