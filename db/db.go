@@ -99,18 +99,7 @@ func (d *DB) Close() error {
 // WriteTx runs fn in a write transaction on the single writer connection and
 // commits when fn returns nil.
 func (d *DB) WriteTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
-	tx, err := d.W.BeginTxx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("begin: %w", err)
-	}
-	if err := fn(tx); err != nil {
-		_ = tx.Rollback()
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	return nil
+	return runTx(ctx, d.W, fn)
 }
 
 // WriteTxNoSync is WriteTx committing with synchronous=NORMAL: the commit
@@ -120,7 +109,16 @@ func (d *DB) WriteTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
 // as the delivery pipeline's leases and outcomes (every effect is
 // idempotent): it then holds the single writer for a write, not for a disk
 // flush, and leaves more of it to the gateway's durable commits.
-func (d *DB) WriteTxNoSync(ctx context.Context, fn func(tx *sqlx.Tx) error) (err error) {
+func (d *DB) WriteTxNoSync(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
+	return d.NoSyncConn(ctx, func(conn *sqlx.Conn) error { return runTx(ctx, conn, fn) })
+}
+
+// NoSyncConn lends fn the writer connection with synchronous=NORMAL and puts
+// it back with synchronous=FULL, so nobody after fn is silently relaxed; a
+// connection that cannot be restored is discarded. Commits fn makes are not
+// fsynced: fn must either not need that (WriteTxNoSync) or fsync the WAL
+// itself before it reports them durable (the send pipeline).
+func (d *DB) NoSyncConn(ctx context.Context, fn func(conn *sqlx.Conn) error) (err error) {
 	conn, err := d.W.Connx(ctx)
 	if err != nil {
 		return fmt.Errorf("writer: %w", err)
@@ -130,13 +128,25 @@ func (d *DB) WriteTxNoSync(ctx context.Context, fn func(tx *sqlx.Tx) error) (err
 		return err
 	}
 	defer func() {
-		// The connection must not go back to the pool relaxed.
 		if _, rerr := conn.ExecContext(context.WithoutCancel(ctx), `PRAGMA synchronous = FULL`); rerr != nil {
 			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
-			err = errors.Join(err, fmt.Errorf("restore synchronous=FULL: %w", rerr))
+			err = errors.Join(err, fmt.Errorf("%w: %w", ErrSyncNotRestored, rerr))
 		}
 	}()
-	tx, err := conn.BeginTxx(ctx, nil)
+	return fn(conn)
+}
+
+// ErrSyncNotRestored reports that NoSyncConn could not put the writer back
+// to synchronous=FULL (the connection was discarded instead).
+var ErrSyncNotRestored = errors.New("restore synchronous=FULL")
+
+// txBeginner is the writer pool or one connection of it.
+type txBeginner interface {
+	BeginTxx(ctx context.Context, opts *sql.TxOptions) (*sqlx.Tx, error)
+}
+
+func runTx(ctx context.Context, b txBeginner, fn func(tx *sqlx.Tx) error) error {
+	tx, err := b.BeginTxx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}

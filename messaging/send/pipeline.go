@@ -3,13 +3,14 @@ package send
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
+
+	"github.com/jmoiron/sqlx"
 
 	"sportello/db"
 )
@@ -34,9 +35,9 @@ import (
 // further ahead was measured to be slower: batches get small, and every
 // commit rewrites the same hot pages (table and index tails) into the WAL.
 //
-// The writer connection is held for one cycle at a time and put back to
-// synchronous=FULL before it returns to the pool, so other writers (the
-// portal, the delivery workers) keep FULL commits.
+// The writer connection is held for one cycle at a time through
+// db.NoSyncConn, which puts it back to synchronous=FULL before it returns to
+// the pool, so other writers (the portal) keep FULL commits.
 type Pipeline struct {
 	d        *db.DB
 	log      *slog.Logger
@@ -241,51 +242,45 @@ func (p *Pipeline) loop() {
 // operation that fails is answered alone and the batch retried without it.
 func (p *Pipeline) run(batch []*pipeReq) {
 	ctx := context.Background()
-	conn, err := p.d.W.Conn(ctx)
-	if err != nil {
-		answerAll(batch, err)
-		return
-	}
-	defer conn.Close()
-	if _, err := conn.ExecContext(ctx, `PRAGMA synchronous = NORMAL`); err != nil {
-		answerAll(batch, err)
-		return
-	}
-	defer func() {
-		if _, err := conn.ExecContext(ctx, `PRAGMA synchronous = FULL`); err != nil {
-			// The connection must not go back to the pool unsafe.
-			p.log.Error("send: restore synchronous=FULL", "err", err)
-			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
-		}
-	}()
 	pending := append([]*pipeReq(nil), batch...)
-	for len(pending) > 0 {
-		tx, err := conn.BeginTx(ctx, nil)
-		if err != nil {
-			answerAll(pending, err)
-			return
-		}
-		t := &Tx{tx: tx, p: p, ctx: ctx}
-		failed := -1
-		var opErr error
-		for i, r := range pending {
-			if err := r.op(t); err != nil {
-				failed, opErr = i, err
-				break
+	handed := false
+	err := p.d.NoSyncConn(ctx, func(conn *sqlx.Conn) error {
+		for len(pending) > 0 {
+			tx, err := conn.BeginTx(ctx, nil)
+			if err != nil {
+				return err
 			}
+			t := &Tx{tx: tx, p: p, ctx: ctx}
+			failed := -1
+			var opErr error
+			for i, r := range pending {
+				if err := r.op(t); err != nil {
+					failed, opErr = i, err
+					break
+				}
+			}
+			if failed >= 0 {
+				_ = tx.Rollback()
+				pending[failed].err <- opErr
+				pending = append(pending[:failed:failed], pending[failed+1:]...)
+				continue
+			}
+			if err := tx.Commit(); err != nil {
+				return err
+			}
+			p.toSync <- pending
+			handed = true
+			return nil
 		}
-		if failed >= 0 {
-			_ = tx.Rollback()
-			pending[failed].err <- opErr
-			pending = append(pending[:failed:failed], pending[failed+1:]...)
-			continue
-		}
-		if err := tx.Commit(); err != nil {
-			answerAll(pending, err)
-			return
-		}
-		p.toSync <- pending
-		return
+		return nil
+	})
+	switch {
+	case err == nil:
+	case handed:
+		// Committed and with the syncer; only the connection's reset failed.
+		p.log.Error("send: writer connection", "err", err)
+	default:
+		answerAll(pending, err)
 	}
 }
 
