@@ -24,32 +24,52 @@ func servicesDashboard(a *App, r *http.Request) (string, any, error) {
 	}
 	now := a.now()
 	week, _ := gateway.WeekOf(now)
-	since := send.IDFloor(now.Add(-7 * 24 * time.Hour))
+	// Two queries for the whole institution. The messages one walks
+	// messages(service_id, id) from a time-floor id per service, so it reads
+	// only the last week's rows.
+	var quota []struct {
+		ServiceID int64 `db:"service_id"`
+		Used      int   `db:"used"`
+	}
+	if err := a.DB.R.SelectContext(ctx, &quota, `SELECT q.service_id, q.used FROM quota_usage q
+		JOIN services s ON s.id = q.service_id WHERE s.institution_id = ? AND q.week_start = ?`, iid, week); err != nil {
+		return "", nil, err
+	}
+	var counts []struct {
+		ServiceID int64 `db:"service_id"`
+		statusCount
+	}
+	if err := a.DB.R.SelectContext(ctx, &counts, `SELECT m.service_id, m.status, count(*) AS n
+		FROM services s JOIN messages m ON m.service_id = s.id AND m.id >= ?
+		WHERE s.institution_id = ? AND m.institution_id = s.institution_id
+		GROUP BY m.service_id, m.status`, send.IDFloor(now.Add(-7*24*time.Hour)), iid); err != nil {
+		return "", nil, err
+	}
 	out := make([]dashboardRow, len(rows))
+	index := make(map[int64]*dashboardRow, len(rows))
 	for i, row := range rows {
-		d := dashboardRow{serviceRow: row, QuotaLimit: gateway.DefaultWeeklyQuota}
-		id := row.Service.ID
-		if err := a.DB.R.GetContext(ctx, &d.QuotaUsed, `SELECT COALESCE(SUM(q.used), 0) FROM quota_usage q
-			JOIN services s ON s.id = q.service_id WHERE q.service_id = ? AND s.institution_id = ? AND q.week_start = ?`, id, iid, week); err != nil {
-			return "", nil, err
+		out[i] = dashboardRow{serviceRow: row, QuotaLimit: gateway.DefaultWeeklyQuota}
+		index[row.Service.ID] = &out[i]
+	}
+	for _, q := range quota {
+		if d := index[q.ServiceID]; d != nil {
+			d.QuotaUsed = q.Used
+			d.QuotaPercent = min(100, q.Used*100/max(1, d.QuotaLimit))
 		}
-		d.QuotaPercent = min(100, d.QuotaUsed*100/max(1, d.QuotaLimit))
-		var counts []statusCount
-		if err := a.DB.R.SelectContext(ctx, &counts, `SELECT status, count(*) AS n FROM messages
-			WHERE service_id = ? AND institution_id = ? AND id >= ? GROUP BY status`, id, iid, since); err != nil {
-			return "", nil, err
+	}
+	for _, c := range counts {
+		d := index[c.ServiceID]
+		if d == nil {
+			continue // a deleted service
 		}
-		for _, c := range counts {
-			switch c.Status {
-			case "PROCESSED":
-				d.Delivered += c.N
-			case "REJECTED", "FAILED":
-				d.Rejected += c.N
-			default:
-				d.Pending += c.N
-			}
+		switch c.Status {
+		case "PROCESSED":
+			d.Delivered += c.N
+		case "REJECTED", "FAILED":
+			d.Rejected += c.N
+		default:
+			d.Pending += c.N
 		}
-		out[i] = d
 	}
 	return "dashboard_services", out, nil
 }
