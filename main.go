@@ -115,17 +115,19 @@ func adminTarget(ctx context.Context, name string, args []string) (string, *db.D
 // way to help someone locked out when Sportello runs without SMTP (the web
 // form never shows or stores the link).
 func resetLinkCommand(ctx context.Context, d *db.DB, email string) error {
+	// The link must point where the server answers: the same base URL
+	// (SPORTELLO_BASE_URL, or derived from SPORTELLO_ADDR) as "serve".
+	cfg, err := parseServeConfig(nil)
+	if err != nil {
+		return err
+	}
 	_, tok, err := portal.IssuePasswordReset(ctx, d, strings.ToLower(strings.TrimSpace(email)), time.Now().UTC(), "cli")
 	if errors.Is(err, db.ErrNotFound) {
 		return fmt.Errorf("no user with email %s", email)
 	} else if err != nil {
 		return err
 	}
-	base := os.Getenv("SPORTELLO_BASE_URL")
-	if base == "" {
-		base = "http://localhost:8080"
-	}
 	fmt.Printf("Password reset link for %s (valid %s, usable once; give it to the person only):\n%s\n",
-		email, portal.PasswordResetTTL, portal.ResetLink(base, tok))
+		email, portal.PasswordResetTTL, portal.ResetLink(cfg.BaseURL, tok))
 	return nil
 }

@@ -104,18 +104,27 @@ func (a *App) registerPage(w http.ResponseWriter, r *http.Request) {
 	a.render(w, r, http.StatusOK, "register", &Page{Title: a.T(r, "register.title"), Form: emptyForm()})
 }
 
+// checkInstitutionFields validates an institution's name and PEC, at
+// registration and in the institution's settings.
+func (a *App) checkInstitutionFields(r *http.Request, f *Form, name, pec string) {
+	switch {
+	case runeLen(name) < 3:
+		f.Fail("inst_name", a.T(r, "register.inst_name.short"))
+	case runeLen(name) > 200:
+		f.Fail("inst_name", a.T(r, "field.too_long", 200))
+	}
+	if !validEmail(pec) {
+		f.Fail("inst_pec", a.T(r, "field.email"))
+	}
+}
+
 func (a *App) register(w http.ResponseWriter, r *http.Request) {
 	f := newForm(r)
 	v := viewerOf(r) // a signed-in person registers another institution without retyping themselves
 	instName, instCF, pec := f.Get("inst_name"), f.Get("inst_fiscal_code"), strings.ToLower(f.Get("inst_pec"))
 	name, email, pw := f.Get("name"), strings.ToLower(f.Get("email")), f.Raw("password")
 
-	switch {
-	case runeLen(instName) < 3:
-		f.Fail("inst_name", a.T(r, "register.inst_name.short"))
-	case runeLen(instName) > 200:
-		f.Fail("inst_name", a.T(r, "field.too_long", 200))
-	}
+	a.checkInstitutionFields(r, f, instName, pec)
 	switch {
 	case instCF == "":
 		f.Fail("inst_fiscal_code", a.T(r, "field.required"))
@@ -123,9 +132,6 @@ func (a *App) register(w http.ResponseWriter, r *http.Request) {
 		f.Fail("inst_fiscal_code", a.T(r, "register.inst_fiscal_code.format"))
 	case !fiscalcode.ValidOrganization(instCF):
 		f.Fail("inst_fiscal_code", a.T(r, "register.inst_fiscal_code.check"))
-	}
-	if !validEmail(pec) {
-		f.Fail("inst_pec", a.T(r, "field.email"))
 	}
 	if v == nil {
 		switch {

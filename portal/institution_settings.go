@@ -34,15 +34,7 @@ func (a *App) saveSettings(w http.ResponseWriter, r *http.Request) {
 	ctx, in, v := r.Context(), instCtxOf(r).Inst, viewerOf(r)
 	f := newForm(r)
 	name, pec := f.Get("inst_name"), strings.ToLower(f.Get("inst_pec"))
-	switch {
-	case runeLen(name) < 3:
-		f.Fail("inst_name", a.T(r, "register.inst_name.short"))
-	case runeLen(name) > 200:
-		f.Fail("inst_name", a.T(r, "field.too_long", 200))
-	}
-	if !validEmail(pec) {
-		f.Fail("inst_pec", a.T(r, "field.email"))
-	}
+	a.checkInstitutionFields(r, f, name, pec)
 	if !f.Valid() {
 		a.render(w, r, http.StatusUnprocessableEntity, "institution_settings", &Page{Title: a.T(r, "settings.title"), Section: "settings", Form: f})
 		return

@@ -55,7 +55,7 @@ func (a *App) forgot(w http.ResponseWriter, r *http.Request) {
 	if delay > 0 {
 		a.resetThrottle.sleep(delay)
 	}
-	u, tok, err := IssuePasswordReset(r.Context(), a.DB, email, a.now(), a.Resolver.String(r))
+	u, tok, err := IssuePasswordReset(r.Context(), a.DB, email, a.now(), ip)
 	switch {
 	case errors.Is(err, db.ErrNotFound):
 		// Nothing to send; the page below is the same.
@@ -80,7 +80,7 @@ func (a *App) forgot(w http.ResponseWriter, r *http.Request) {
 func IssuePasswordReset(ctx context.Context, d *db.DB, email string, now time.Time, clientIP string) (User, string, error) {
 	var u User
 	if err := d.R.GetContext(ctx, &u, `SELECT `+userColumns+` FROM users WHERE email = ?`, email); err != nil {
-		return u, "", db.NotFound(err)
+		return u, "", db.NotFound(err) // userByEmail needs an App; the CLI has none
 	}
 	tok := newToken()
 	err := d.WriteTx(ctx, func(tx *sqlx.Tx) error {
@@ -118,19 +118,17 @@ func (a *App) mailReset(r *http.Request, u User, tok string) {
 }
 
 // resetUser finds the user of a link that is unused and unexpired.
-func (a *App) resetUser(ctx context.Context, q sqlx.QueryerContext, tok string) (User, error) {
+func (a *App) resetUser(ctx context.Context, tok string) (User, error) {
 	var id int64
-	if err := sqlx.GetContext(ctx, q, &id, `SELECT user_id FROM password_resets WHERE token_hash = ? AND used_at IS NULL AND expires_at > ?`,
+	if err := a.DB.R.GetContext(ctx, &id, `SELECT user_id FROM password_resets WHERE token_hash = ? AND used_at IS NULL AND expires_at > ?`,
 		hashToken(tok), a.now()); err != nil {
 		return User{}, db.NotFound(err)
 	}
-	var u User
-	err := sqlx.GetContext(ctx, q, &u, `SELECT `+userColumns+` FROM users WHERE id = ?`, id)
-	return u, db.NotFound(err)
+	return a.userByID(ctx, id)
 }
 
 func (a *App) resetPage(w http.ResponseWriter, r *http.Request) {
-	if _, err := a.resetUser(r.Context(), a.DB.R, mux.Vars(r)["token"]); err != nil {
+	if _, err := a.resetUser(r.Context(), mux.Vars(r)["token"]); err != nil {
 		a.resetGone(w, r, err)
 		return
 	}
@@ -149,7 +147,7 @@ func (a *App) resetGone(w http.ResponseWriter, r *http.Request, err error) {
 
 func (a *App) reset(w http.ResponseWriter, r *http.Request) {
 	ctx, tok := r.Context(), mux.Vars(r)["token"]
-	u, err := a.resetUser(ctx, a.DB.R, tok)
+	u, err := a.resetUser(ctx, tok)
 	if err != nil {
 		a.resetGone(w, r, err)
 		return

@@ -87,11 +87,9 @@ func MustLoad() *Catalog {
 // singular form is used ("1 richiesta", not "1 richieste"). Italian and
 // English both use the singular for exactly one.
 func (c *Catalog) T(lang, key string, args ...any) string {
-	if len(args) > 0 {
-		if isOne(args[0]) {
-			if s, ok := c.lookup(lang, key+".one"); ok {
-				return fmt.Sprintf(s, args...)
-			}
+	if len(args) > 0 && isOne(args[0]) {
+		if s, ok := c.lookup(lang, key+".one"); ok {
+			return fmt.Sprintf(s, args...)
 		}
 	}
 	s, ok := c.lookup(lang, key)
