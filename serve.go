@@ -155,15 +155,9 @@ func ensureFirstAdmin(ctx context.Context, cfg *Config, d *db.DB) (string, error
 	return pw, nil
 }
 
-// gcPercent trades memory for CPU: the server's live heap is small (tens of
-// MB), so collecting at 4× instead of 2× of it costs little memory and
-// gave the gateway 5–10 % more sends/s (docs/benchmarks.md). GOGC, when
-// set, wins.
-const gcPercent = 400
-
 func serve(ctx context.Context, cfg *Config) error {
 	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(gcPercent)
+		debug.SetGCPercent(gateway.GCPercent) // GOGC, when set, wins
 	}
 	// The first admin is created before the portal loads roles.
 	d0, err := openDB(ctx, cfg.DataDir)

@@ -82,7 +82,7 @@ func seed(ctx context.Context, d *db.DB) (demo.Result, error) {
 func startInProcess(ctx context.Context, dataDir string) (*target, error) {
 	// serve.go's GC setting (GOGC=400 unless set), for the same process.
 	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(400)
+		debug.SetGCPercent(gateway.GCPercent)
 	}
 	path := filepath.Join(dataDir, "sportello.db")
 	d, err := db.Open(ctx, path)
