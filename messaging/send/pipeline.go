@@ -19,11 +19,12 @@ import (
 // the execution of the next, so the single writer never sits idle waiting
 // for the disk.
 //
-// db.GroupCommitter commits with synchronous=FULL: SQLite writes the
-// batch's WAL frames and fsyncs inside COMMIT, and the next batch waits for
-// that fsync. Here a batch commits with synchronous=NORMAL (frames written,
-// no fsync), the writer moves on to the next batch at once, and a second
-// goroutine fsyncs the WAL file and only then answers the batch's callers.
+// A plain group commit with synchronous=FULL writes the batch's WAL frames
+// and fsyncs inside COMMIT, and the next batch waits for that fsync (it was
+// measured about 20 % slower and removed). Here a batch commits with
+// synchronous=NORMAL (frames written, no fsync), the writer moves on to the
+// next batch at once, and a second goroutine fsyncs the WAL file and only
+// then answers the batch's callers.
 // An fsync that starts after a COMMIT returned covers that commit's frames
 // (page cache is per file, not per descriptor), so "Do returned nil" still
 // means "on disk": a power cut after a 201 loses nothing. Checkpoints (done
