@@ -426,8 +426,15 @@ func TestExportAndDelete(t *testing.T) {
 	e.call(fc, "PUT", "/citizen/v1/profile", map[string]any{"email": "luca@example.it", "service_preferences_settings": map[string]string{"mode": "AUTO"}}, &p)
 	e.call(fc, "PUT", "/citizen/v1/services/"+s.PublicID+"/preferences", map[string]any{"is_inbox_enabled": true,
 		"is_email_enabled": false, "is_webhook_enabled": true, "settings_version": p.ServicePreferencesSettings.Version}, nil)
+	blocked := e.service("Anagrafe", deliverytest.ServiceOpts{})
+	e.call(fc, "PUT", "/citizen/v1/services/"+blocked.PublicID+"/preferences", map[string]any{"is_inbox_enabled": false,
+		"is_email_enabled": false, "is_webhook_enabled": false, "settings_version": p.ServicePreferencesSettings.Version}, nil)
 	first := e.send(s, fc, deliverytest.Message{Subject: "Primo messaggio di prova"})
+	refused := e.send(blocked, fc, deliverytest.Message{Subject: "Messaggio di un servizio bloccato"})
+	e.send(s, person(9), deliverytest.Message{Subject: "Messaggio per un'altra persona"})
 	e.deliver()
+	// Not delivered yet: found through the outbox, not messages_by_recipient.
+	pending := e.send(s, fc, deliverytest.Message{Subject: "Messaggio in attesa di consegna"})
 
 	var ex Export
 	var raw map[string]any
@@ -436,11 +443,24 @@ func TestExportAndDelete(t *testing.T) {
 	}
 	b, _ := json.Marshal(raw)
 	_ = json.Unmarshal(b, &ex)
-	if ex.Profile.Email != "luca@example.it" || len(ex.ServicePreferences) != 1 || len(ex.Messages) != 1 || !ex.Messages[0].InInbox {
+	if ex.Profile.Email != "luca@example.it" || len(ex.ServicePreferences) != 2 || len(ex.Messages) != 3 {
 		t.Fatalf("export %s", b)
 	}
-	if !strings.Contains(string(b), "Primo messaggio di prova") {
-		t.Fatal("export lacks message content")
+	got := map[string]string{}
+	for _, m := range ex.Messages {
+		got[m.ID] = fmt.Sprintf("%s inbox=%v", m.Status, m.InInbox)
+	}
+	want := map[string]string{first: "PROCESSED inbox=true", refused: "REJECTED inbox=false", pending: "ACCEPTED inbox=false"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("exported messages %v, want %v", got, want)
+	}
+	for _, text := range []string{"Primo messaggio di prova", "Messaggio di un servizio bloccato", "Messaggio in attesa di consegna"} {
+		if !strings.Contains(string(b), text) {
+			t.Fatalf("export lacks %q", text)
+		}
+	}
+	if strings.Contains(string(b), "altra persona") {
+		t.Fatal("export holds another person's message")
 	}
 
 	if code := e.call(fc, "DELETE", "/citizen/v1/profile", nil, nil); code != 204 {
@@ -456,15 +476,41 @@ func TestExportAndDelete(t *testing.T) {
 	_ = e.db.R.Get(&n, `SELECT count(*) FROM inbox WHERE fiscal_code = ?`, fc)
 	var prefs int
 	_ = e.db.R.Get(&prefs, `SELECT count(*) FROM service_preferences WHERE fiscal_code = ?`, fc)
-	var content *string
-	_ = e.db.R.Get(&content, `SELECT content FROM messages WHERE id = ?`, first)
-	if n != 0 || prefs != 0 || content != nil {
-		t.Fatalf("after delete: inbox %d, preferences %d, content kept %v", n, prefs, content != nil)
+	if n != 0 || prefs != 0 {
+		t.Fatalf("after delete: inbox %d, preferences %d", n, prefs)
+	}
+	for id, kept := range map[string]bool{first: false, refused: false, pending: true} {
+		var content *string
+		_ = e.db.R.Get(&content, `SELECT content FROM messages WHERE id = ?`, id)
+		if (content != nil) != kept {
+			t.Fatalf("after delete: message %s content kept %v, want %v", id, content != nil, kept)
+		}
 	}
 	later := e.send(s, fc, deliverytest.Message{})
 	e.deliver()
 	if st := e.status(later); st != "REJECTED/USER_NOT_FOUND" {
 		t.Fatalf("message after deletion: %s", st)
+	}
+	// Back with a new account: the export still lists every message once
+	// addressed to this fiscal code (their inbox rows are gone), without
+	// the deleted content.
+	e.call(fc, "PUT", "/citizen/v1/profile", map[string]any{"service_preferences_settings": map[string]string{"mode": "AUTO"}}, nil)
+	var again Export
+	if code := e.call(fc, "GET", "/citizen/v1/export", nil, &again); code != 200 {
+		t.Fatalf("export after re-registration: %d", code)
+	}
+	listed := map[string]bool{}
+	for _, m := range again.Messages {
+		listed[m.ID] = true
+		deleted := m.ID == first || m.ID == refused
+		if m.InInbox || (deleted && (m.ContentJSON != nil || m.ContentDeletedAt == nil)) {
+			t.Fatalf("after deletion, message %s in inbox %v with content %v", m.ID, m.InInbox, m.ContentJSON)
+		}
+	}
+	for _, id := range []string{first, refused, pending, later} {
+		if !listed[id] {
+			t.Fatalf("export after re-registration lacks %s: %v", id, listed)
+		}
 	}
 }
 

@@ -73,13 +73,13 @@ func (a *API) export(w http.ResponseWriter, r *http.Request, fc string) {
 	if err := a.db.R.SelectContext(ctx, &out.Messages, `SELECT m.id, s.public_id, s.name, m.status, m.rejection_reason, m.content,
 		m.created_at, m.processed_at, m.content_deleted_at, i.message_id IS NOT NULL AS in_inbox, i.is_read, i.is_archived
 		FROM messages m JOIN services s ON s.id = m.service_id LEFT JOIN inbox i ON i.message_id = m.id
-		WHERE m.fiscal_code = ? ORDER BY m.id`, fc); err != nil {
+		WHERE m.id IN (`+messageIDsOf+`) ORDER BY m.id`, fc, fc, fc); err != nil {
 		a.serverError(w, r, err)
 		return
 	}
 	var notices []exportedNotice
 	if err := a.db.R.SelectContext(ctx, &notices, `SELECT n.message_id, n.channel, n.status, n.updated_at
-		FROM notifications n JOIN messages m ON m.id = n.message_id WHERE m.fiscal_code = ?`, fc); err != nil {
+		FROM notifications n WHERE n.message_id IN (`+messageIDsOf+`)`, fc, fc, fc); err != nil {
 		a.serverError(w, r, err)
 		return
 	}
@@ -105,3 +105,12 @@ func (a *API) export(w http.ResponseWriter, r *http.Request, fc string) {
 type rawJSON string
 
 func (r rawJSON) MarshalJSON() ([]byte, error) { return []byte(r), nil }
+
+// messageIDsOf selects the ids of every message addressed to a fiscal code
+// (bind it three times): delivered ones through the inbox, other decided
+// ones through messages_by_recipient, those still waiting for delivery
+// through the outbox (small). Migration 0023 says why messages has no
+// recipient index.
+const messageIDsOf = `SELECT message_id FROM inbox WHERE fiscal_code = ?
+	UNION ALL SELECT message_id FROM messages_by_recipient WHERE fiscal_code = ?
+	UNION ALL SELECT o.message_id FROM outbox o JOIN messages w ON w.id = o.message_id WHERE w.fiscal_code = ?`

@@ -285,6 +285,11 @@ func (a *API) deleteAccount(ctx context.Context, fc string) error {
 			return err
 		}
 		for _, q := range []string{
+			// Delivered messages stay findable by recipient once their
+			// inbox rows are gone (their content is deleted below; the
+			// statuses stay, for the senders).
+			`INSERT OR IGNORE INTO messages_by_recipient (fiscal_code, message_id)
+				SELECT fiscal_code, message_id FROM inbox WHERE fiscal_code = ?`,
 			`DELETE FROM inbox WHERE fiscal_code = ?`,
 			`DELETE FROM service_preferences WHERE fiscal_code = ?`,
 			`DELETE FROM profiles WHERE fiscal_code = ?`,
@@ -294,7 +299,8 @@ func (a *API) deleteAccount(ctx context.Context, fc string) error {
 			}
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE messages SET content = NULL, content_deleted_at = ?
-			WHERE fiscal_code = ? AND content IS NOT NULL AND status IN ('PROCESSED', 'REJECTED', 'FAILED')`, now, fc); err != nil {
+			WHERE id IN (SELECT message_id FROM messages_by_recipient WHERE fiscal_code = ?)
+				AND content IS NOT NULL AND status IN ('PROCESSED', 'REJECTED', 'FAILED')`, now, fc); err != nil {
 			return err
 		}
 		if p.Email != "" {

@@ -21,10 +21,14 @@ const (
 	sqlNotify   = `INSERT OR IGNORE INTO notifications (message_id, channel, status, attempts, next_attempt_at, updated_at)
 		VALUES (?, ?, 'THROTTLED', 0, ?, ?)`
 	sqlUnqueue = `DELETE FROM outbox WHERE message_id = ?`
+	// A decided message that is not in the inbox stays findable by its
+	// recipient (export, account deletion); migration 0023 says why this
+	// is not an index on messages.
+	sqlByRecipient = `INSERT OR IGNORE INTO messages_by_recipient (fiscal_code, message_id) VALUES (?, ?)`
 )
 
 type statements struct {
-	setStatus, inbox, inboxHas, notify, unqueue *sql.Stmt
+	setStatus, inbox, inboxHas, notify, unqueue, byRecipient *sql.Stmt
 }
 
 func prepare(ctx context.Context, d *db.DB) (*statements, error) {
@@ -32,7 +36,8 @@ func prepare(ctx context.Context, d *db.DB) (*statements, error) {
 	for _, p := range []struct {
 		dst **sql.Stmt
 		q   string
-	}{{&s.setStatus, sqlSetStatus}, {&s.inbox, sqlInbox}, {&s.inboxHas, sqlInboxHas}, {&s.notify, sqlNotify}, {&s.unqueue, sqlUnqueue}} {
+	}{{&s.setStatus, sqlSetStatus}, {&s.inbox, sqlInbox}, {&s.inboxHas, sqlInboxHas}, {&s.notify, sqlNotify}, {&s.unqueue, sqlUnqueue},
+		{&s.byRecipient, sqlByRecipient}} {
 		st, err := d.W.PrepareContext(ctx, p.q)
 		if err != nil {
 			s.close()
@@ -44,7 +49,7 @@ func prepare(ctx context.Context, d *db.DB) (*statements, error) {
 }
 
 func (s *statements) close() {
-	for _, st := range []*sql.Stmt{s.setStatus, s.inbox, s.inboxHas, s.notify, s.unqueue} {
+	for _, st := range []*sql.Stmt{s.setStatus, s.inbox, s.inboxHas, s.notify, s.unqueue, s.byRecipient} {
 		if st != nil {
 			st.Close()
 		}

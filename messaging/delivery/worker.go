@@ -254,6 +254,7 @@ func (d *Delivery) record(ctx context.Context, outs []outcome) error {
 		inboxHas := tx.StmtContext(ctx, d.stmts.inboxHas)
 		notify := tx.StmtContext(ctx, d.stmts.notify)
 		unqueue := tx.StmtContext(ctx, d.stmts.unqueue)
+		byRecipient := tx.StmtContext(ctx, d.stmts.byRecipient)
 		for i := range outs {
 			o := &outs[i]
 			j := o.job
@@ -291,6 +292,13 @@ func (d *Delivery) record(ctx context.Context, outs []outcome) error {
 						return fmt.Errorf("notification %s: %w", j.ID, err)
 					}
 					notified = true
+				}
+			}
+			// A delivered message is found by its recipient through the
+			// inbox; any other outcome through messages_by_recipient.
+			if o.status != StatusProcessed {
+				if _, err := byRecipient.ExecContext(ctx, j.FiscalCode, j.ID); err != nil {
+					return fmt.Errorf("recipient %s: %w", j.ID, err)
 				}
 			}
 			if _, err := unqueue.ExecContext(ctx, j.ID); err != nil {
