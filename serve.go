@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"runtime/debug"
 	"strings"
 	"time"
 
@@ -156,9 +155,7 @@ func ensureFirstAdmin(ctx context.Context, cfg *Config, d *db.DB) (string, error
 }
 
 func serve(ctx context.Context, cfg *Config) error {
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(gateway.GCPercent) // GOGC, when set, wins
-	}
+	gateway.TuneRuntime() // GOGC, when set, wins
 	// The first admin is created before the portal loads roles.
 	d0, err := openDB(ctx, cfg.DataDir)
 	if err != nil {

@@ -6,7 +6,10 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"path/filepath"
 	"time"
+
+	"github.com/jmoiron/sqlx"
 
 	"sportello/db"
 	"sportello/messaging/fiscalcode"
@@ -80,8 +83,8 @@ func startCeiling() (string, func(), error) {
 	return "http://" + ln.Addr().String(), func() { _ = srv.Close() }, nil
 }
 
-// prefill stores n delivered messages of the live service, older than any
-// the benchmark sends, in large transactions.
+// prefill stores n delivered messages of the live service, with their inbox
+// rows, older than any the benchmark sends, in large transactions.
 func (t *target) prefill(ctx context.Context, n int) error {
 	if t.pause != nil {
 		if err := t.pause(); err != nil {
@@ -102,20 +105,33 @@ func (t *target) prefill(ctx context.Context, n int) error {
 			if err != nil {
 				return err
 			}
+			// What delivery leaves behind for a processed message: the
+			// message and its inbox row.
 			st, err := tx.PrepareContext(ctx, `INSERT INTO messages (id, service_id, institution_id, fiscal_code, mode, content, time_to_live, status, created_at, processed_at)
 				VALUES (?, ?, ?, ?, 'live', ?, 3600, 'PROCESSED', ?, ?)`)
 			if err != nil {
 				tx.Rollback()
 				return err
 			}
+			inbox, err := tx.PrepareContext(ctx, `INSERT INTO inbox (message_id, fiscal_code, service_id, created_at) VALUES (?, ?, ?, ?)`)
+			if err != nil {
+				tx.Rollback()
+				return err
+			}
 			for i := done; i < min(n, done+chunk); i++ {
 				at := start.Add(time.Duration(i) * time.Millisecond)
-				if _, err := st.ExecContext(ctx, send.NewID(at), svc, inst, cfs[i%len(cfs)], content, at, at); err != nil {
+				id, cf := send.NewID(at), cfs[i%len(cfs)]
+				_, err := st.ExecContext(ctx, id, svc, inst, cf, content, at, at)
+				if err == nil {
+					_, err = inbox.ExecContext(ctx, id, cf, svc, at)
+				}
+				if err != nil {
 					tx.Rollback()
 					return err
 				}
 			}
 			st.Close()
+			inbox.Close()
 			if err := tx.Commit(); err != nil {
 				return err
 			}
@@ -135,4 +151,34 @@ func (t *target) prefill(ctx context.Context, n int) error {
 		return t.resume()
 	}
 	return nil
+}
+
+// addCitizens gives three recipients in four a citizen profile, so most
+// sends end PROCESSED with an inbox row (delivery's full write) and the
+// rest REJECTED as USER_NOT_FOUND, as when an institution writes to all
+// its residents and only some use the app.
+func (t *target) addCitizens(ctx context.Context, cfs []string) (int, error) {
+	w, err := sqlx.Open("sqlite3", "file:"+filepath.Join(t.dataDir, "sportello.db")+"?_busy_timeout=10000&_txlock=immediate")
+	if err != nil {
+		return 0, err
+	}
+	defer w.Close()
+	tx, err := w.BeginTxx(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback()
+	now := time.Now().UTC()
+	n := 0
+	for i, cf := range cfs {
+		if i%4 == 0 {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO profiles (fiscal_code, preferred_languages, created_at, updated_at)
+			VALUES (?, '["it_IT"]', ?, ?)`, cf, now, now); err != nil {
+			return 0, err
+		}
+		n++
+	}
+	return n, tx.Commit()
 }

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,6 +23,15 @@ type result struct {
 	p50ms, p99ms float64
 	ok           int
 	other        map[int]int
+}
+
+// hostOf returns the host:port of an http:// URL.
+func hostOf(u string) string {
+	u = strings.TrimPrefix(u, "http://")
+	if i := strings.IndexByte(u, '/'); i >= 0 {
+		u = u[:i]
+	}
+	return u
 }
 
 // load runs o.concurrency closed-loop clients for warm-up plus duration
@@ -51,23 +61,40 @@ func load(o options, next func(i int) request, want int) result {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			var raw *rawConn
+			defer func() {
+				if raw != nil {
+					raw.close()
+				}
+			}()
 			for !stop.Load() {
 				i := int(seq.Add(1))
 				rq := next(i)
-				req, _ := http.NewRequest(rq.method, rq.url, bytes.NewReader(rq.body))
-				if rq.body == nil {
-					req.Body = http.NoBody
-				}
-				for k, v := range rq.header {
-					req.Header[k] = v
-				}
-				t0 := time.Now()
-				res, err := client.Do(req)
+				var t0 time.Time
 				status := -1
-				if err == nil {
-					_, _ = io.Copy(io.Discard, res.Body)
-					res.Body.Close()
-					status = res.StatusCode
+				if o.client == "stdlib" {
+					req, _ := http.NewRequest(rq.method, rq.url, bytes.NewReader(rq.body))
+					if rq.body == nil {
+						req.Body = http.NoBody
+					}
+					for k, v := range rq.header {
+						req.Header[k] = v
+					}
+					t0 = time.Now()
+					res, err := client.Do(req)
+					if err == nil {
+						_, _ = io.Copy(io.Discard, res.Body)
+						res.Body.Close()
+						status = res.StatusCode
+					}
+				} else {
+					if raw == nil {
+						raw = newRawConn(hostOf(rq.url))
+					}
+					t0 = time.Now()
+					if code, err := raw.do(rq); err == nil {
+						status = code
+					}
 				}
 				d := time.Since(t0)
 				// Every accepted request counts for durability, warm-up too.

@@ -29,6 +29,7 @@ type options struct {
 	keep        bool
 	cpuProfile  string
 	rounds      int
+	client      string
 }
 
 func main() {
@@ -41,7 +42,12 @@ func main() {
 	flag.StringVar(&o.mode, "mode", "auto", "process: build and run the sportello binary; inproc: gateway in this process; auto: process when the binary has the gateway")
 	flag.BoolVar(&o.keep, "keep", false, "keep the data directory")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the first send run (in-process mode shows the gateway)")
+	flag.StringVar(&o.client, "client", "both", "load generator's HTTP client: raw (lean HTTP/1.1, one goroutine per connection), stdlib (net/http), or both (raw headline, stdlib ceiling and sends beside it)")
 	flag.Parse()
+	if o.client != "raw" && o.client != "stdlib" && o.client != "both" {
+		fmt.Fprintln(os.Stderr, "bench: -client must be raw, stdlib or both")
+		os.Exit(2)
+	}
 	if err := run(context.Background(), o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -72,22 +78,35 @@ func run(ctx context.Context, o options) error {
 	}
 	defer stopCeiling()
 
-	out := map[string]any{"mode": target.mode, "concurrency": o.concurrency, "duration_s": o.duration.Seconds(),
+	out := map[string]any{"mode": target.mode, "client": o.client, "concurrency": o.concurrency, "duration_s": o.duration.Seconds(),
 		"cpus": runtime.NumCPU()}
 	sendBody := sendBody()
 	cfs := fiscalCodes(1000)
+	citizens, err := target.addCitizens(ctx, cfs)
+	if err != nil {
+		return fmt.Errorf("citizen profiles: %w", err)
+	}
+	out["recipients"], out["recipients_with_profile"] = len(cfs), citizens
 
 	report := func(name string, r result) {
 		fmt.Printf("%-22s %9.0f req/s  p50 %6.2f ms  p99 %6.2f ms  ok %d  other %v\n", name, r.rps, r.p50ms, r.p99ms, r.ok, r.other)
 	}
-	ceilingRun := func() result {
+	// The headline runs use the raw client unless -client stdlib; with
+	// -client both, each round also measures the ceiling and the sends
+	// with net/http's client, whose own CPU cost (shared cores) lowers the
+	// ceiling more than the sends.
+	headline, second := o, o
+	if o.client == "both" {
+		headline.client, second.client = "raw", "stdlib"
+	}
+	ceilingRun := func(o options) result {
 		r := load(o, func(i int) request {
 			return request{method: "POST", url: ceiling + "/api/v1/messages/" + cfs[i%len(cfs)], body: sendBody}
 		}, 201)
-		report("bare net/http ceiling", r)
+		report("bare net/http ceiling"+clientNote(o), r)
 		return r
 	}
-	sendRun := func(name string) (result, error) {
+	sendRun := func(o options, name string) (result, error) {
 		target.drain(5 * time.Minute)
 		before, err := target.countMessages()
 		if err != nil {
@@ -101,7 +120,7 @@ func run(ctx context.Context, o options) error {
 			o.cpuProfile = ""
 		}
 		r := load(o, target.sendRequest(cfs, sendBody), 201)
-		report(name, r)
+		report(name+clientNote(o), r)
 		if rss := target.rssMB(); rss > out["rss_mb"].(float64) {
 			out["rss_mb"] = rss
 		}
@@ -120,18 +139,26 @@ func run(ctx context.Context, o options) error {
 	// The machine is shared: scenarios are interleaved over several rounds
 	// and each reports its median round, so a burst of outside load skews
 	// the ceiling and the sends alike instead of one of them.
-	var crs, srs, prs []result
+	var crs, srs, prs, scrs, ssrs []result
 	for round := 1; round <= o.rounds; round++ {
 		fmt.Printf("bench: round %d of %d\n", round, o.rounds)
-		crs = append(crs, ceilingRun())
-		sr, err := sendRun("send (live key)")
+		crs = append(crs, ceilingRun(headline))
+		sr, err := sendRun(headline, "send (live key)")
 		if err != nil {
 			return err
 		}
 		srs = append(srs, sr)
+		if o.client == "both" {
+			scrs = append(scrs, ceilingRun(second))
+			ssr, err := sendRun(second, "send (live key)")
+			if err != nil {
+				return err
+			}
+			ssrs = append(ssrs, ssr)
+		}
 		target.drain(5 * time.Minute)
-		pr := load(o, target.profileRequest(), 200)
-		report("profile look-up", pr)
+		pr := load(headline, target.profileRequest(), 200)
+		report("profile look-up"+clientNote(headline), pr)
 		prs = append(prs, pr)
 	}
 	cr, sr, pr := median(crs), median(srs), median(prs)
@@ -142,6 +169,12 @@ func run(ctx context.Context, o options) error {
 	out["send_ratio"] = round(sr.rps / cr.rps)
 	out["profile_ratio"] = round(pr.rps / cr.rps)
 	out["send_best_rps"] = round(best(srs).rps)
+	if o.client == "both" {
+		scr, ssr := median(scrs), median(ssrs)
+		out["stdlib_ceiling_rps"], out["stdlib_send_rps"] = round(scr.rps), round(ssr.rps)
+		out["stdlib_send_p50_ms"], out["stdlib_send_p99_ms"] = round(ssr.p50ms), round(ssr.p99ms)
+		out["stdlib_send_ratio"] = round(ssr.rps / scr.rps)
+	}
 	out["durable_ok"] = true
 
 	if o.prefill > 0 {
@@ -154,8 +187,8 @@ func run(ctx context.Context, o options) error {
 		var bcs, brs []result
 		for round := 1; round <= o.rounds; round++ {
 			fmt.Printf("bench: 1M round %d of %d\n", round, o.rounds)
-			bcs = append(bcs, ceilingRun())
-			br, err := sendRun("send, 1M stored")
+			bcs = append(bcs, ceilingRun(headline))
+			br, err := sendRun(headline, "send, 1M stored")
 			if err != nil {
 				return err
 			}
@@ -170,6 +203,14 @@ func run(ctx context.Context, o options) error {
 	b, _ := json.Marshal(out)
 	fmt.Println(string(b))
 	return nil
+}
+
+// clientNote names the client in a result line when it is not the raw one.
+func clientNote(o options) string {
+	if o.client == "stdlib" {
+		return " [net/http client]"
+	}
+	return ""
 }
 
 func round(f float64) float64 { return float64(int64(f*100+0.5)) / 100 }

@@ -14,7 +14,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -80,10 +79,8 @@ func seed(ctx context.Context, d *db.DB) (demo.Result, error) {
 }
 
 func startInProcess(ctx context.Context, dataDir string) (*target, error) {
-	// serve.go's GC setting (GOGC=400 unless set), for the same process.
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(gateway.GCPercent)
-	}
+	// serve.go's GC setting, for the same process.
+	gateway.TuneRuntime()
 	path := filepath.Join(dataDir, "sportello.db")
 	d, err := db.Open(ctx, path)
 	if err != nil {

@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -48,6 +50,14 @@ type Config struct {
 // instead of 2× of it costs little memory and gave 5–10 % more sends/s
 // (docs/benchmarks.md).
 const GCPercent = 400
+
+// TuneRuntime applies GCPercent unless GOGC says otherwise; the server and
+// the in-process benchmark call it first.
+func TuneRuntime() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(GCPercent)
+	}
+}
 
 // Gateway serves /api/v1.
 type Gateway struct {

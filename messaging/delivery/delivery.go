@@ -43,8 +43,12 @@ type Config struct {
 	PushSecret []byte
 	HTTPClient *http.Client
 
-	Workers       int           // concurrent lease/decide/write loops (default 2)
-	BatchSize     int           // outbox rows per lease (default 500)
+	Workers int // concurrent lease/decide/write loops (default 2)
+	// BatchSize is outbox rows per lease (default 128). Its outcome
+	// transaction holds the single writer the gateway's sends also need:
+	// 500 rows gave the same throughput but send p99 23–28 ms instead of
+	// 14–17 ms (docs/benchmarks.md).
+	BatchSize     int
 	LeaseDuration time.Duration // how long a leased row is hidden from others (default 15s)
 	PollInterval  time.Duration // idle wait between outbox checks (default 25ms)
 	// BatchPause is the wait after a batch that was not full. Under a
@@ -99,7 +103,7 @@ func New(cfg Config) (*Delivery, error) {
 		cfg.Workers = 2
 	}
 	if cfg.BatchSize <= 0 {
-		cfg.BatchSize = 500
+		cfg.BatchSize = 128
 	}
 	def(&cfg.LeaseDuration, 15*time.Second)
 	def(&cfg.PollInterval, 25*time.Millisecond)
