@@ -1,7 +1,7 @@
 // Command pipeline measures the delivery pipeline end to end: a producer
 // submits messages at a fixed rate through the gateway's send path
-// (messaging/send: validated message + outbox row, group-committed), the real delivery workers
-// process them, and the program reports throughput, the outbox backlog
+// (messaging/send: validated message + outbox row, group-committed), the real delivery
+// loop (messaging/delivery) processes them, and the program reports throughput, the outbox backlog
 // and the accept-to-processed latency (processed_at − created_at).
 //
 //	go run ./bench/pipeline -rate 5000 -duration 60s
@@ -33,17 +33,16 @@ func main() {
 	rate := flag.Int("rate", 5000, "messages per second submitted")
 	dur := flag.Duration("duration", 60*time.Second, "how long to submit")
 	citizens := flag.Int("citizens", 20000, "distinct recipients (with profiles)")
-	workers := flag.Int("workers", 2, "delivery workers")
-	batch := flag.Int("batch", 500, "outbox rows per lease")
+	batch := flag.Int("batch", 0, "outbox rows per delivery batch (0: the server's default)")
 	dir := flag.String("dir", "", "data directory (default: a temp dir, removed at the end)")
 	flag.Parse()
-	if err := run(*rate, *dur, *citizens, *workers, *batch, *dir); err != nil {
+	if err := run(*rate, *dur, *citizens, *batch, *dir); err != nil {
 		fmt.Fprintln(os.Stderr, "pipeline:", err)
 		os.Exit(1)
 	}
 }
 
-func run(rate int, dur time.Duration, citizens, workers, batch int, dir string) error {
+func run(rate int, dur time.Duration, citizens, batch int, dir string) error {
 	ctx := context.Background()
 	if dir == "" {
 		tmp, err := os.MkdirTemp("", "sportello-bench-")
@@ -64,7 +63,7 @@ func run(rate int, dur time.Duration, citizens, workers, batch int, dir string) 
 		return err
 	}
 	del, err := delivery.New(delivery.Config{DB: d, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Workers: workers, BatchSize: batch})
+		BatchSize: batch})
 	if err != nil {
 		return err
 	}
@@ -135,7 +134,7 @@ func run(rate int, dur time.Duration, citizens, workers, batch int, dir string) 
 	}
 	start := time.Now()
 	total := int(float64(rate) * dur.Seconds())
-	fmt.Printf("submitting %d messages at %d/s for %s (%d workers, batch %d)\n", total, rate, dur, workers, batch)
+	fmt.Printf("submitting %d messages at %d/s for %s (batch %d)\n", total, rate, dur, batch)
 	tick := time.NewTicker(time.Millisecond)
 	sent := 0
 	for sent < total {

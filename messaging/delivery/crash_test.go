@@ -32,7 +32,7 @@ func runChild(path string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	del, err := New(Config{DB: d, Logger: quietLogger(), LeaseDuration: time.Second, BatchSize: 100, PollInterval: 5 * time.Millisecond})
+	del, err := New(Config{DB: d, Logger: quietLogger(), BatchSize: 100, PollInterval: 5 * time.Millisecond})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

@@ -1,14 +1,16 @@
-// Package delivery is the engine after a message is accepted: workers lease
-// outbox rows, decide from the citizen's profile and preferences (exactly
+// Package delivery is the engine after a message is accepted: it claims
+// outbox rows, decides from the citizen's profile and preferences (exactly
 // as IO does, see messaging/preferences) whether the message enters the
-// inbox and which notices go out, and record the outcome. A notifier sends
-// e-mail and push notices with retries; a retention job deletes message
-// content once it is no longer needed.
+// inbox and which notices go out, and records the outcome, deleting the
+// outbox row in the same transaction. A notifier sends e-mail and push
+// notices with retries; a retention job deletes message content once it is
+// no longer needed.
 //
-// Every effect is idempotent or at-least-once with a stable id: leases
-// expire, so a crashed worker's rows are processed again, the inbox primary
-// key keeps a message from entering twice, and notification rows are
-// inserted once per (message, channel).
+// Every effect is idempotent or at-least-once with a stable id: a row whose
+// outcome was not recorded (a crash, a failed write) stays in the outbox
+// and is processed again, the inbox primary key keeps a message from
+// entering twice, and notification rows are inserted once per (message,
+// channel).
 package delivery
 
 import (
@@ -43,19 +45,17 @@ type Config struct {
 	PushSecret []byte
 	HTTPClient *http.Client
 
-	Workers int // concurrent lease/decide/write loops (default 2)
-	// BatchSize is outbox rows per lease (default 128). Its outcome
+	// BatchSize is outbox rows per batch (default 128). Its outcome
 	// transaction holds the single writer the gateway's sends also need:
 	// 500 rows gave the same throughput but send p99 23–28 ms instead of
 	// 14–17 ms (docs/benchmarks.md).
-	BatchSize     int
-	LeaseDuration time.Duration // how long a leased row is hidden from others (default 15s)
-	PollInterval  time.Duration // idle wait between outbox checks (default 25ms)
+	BatchSize    int
+	PollInterval time.Duration // idle wait between outbox checks (default 25ms)
 	// BatchPause is the wait after a batch that was not full. Under a
-	// steady stream of sends this turns many small lease/record
-	// transactions, each holding the single writer through an fsync, into
-	// a few large ones, leaving the writer to the gateway; it adds at most
-	// this much to accept-to-processed latency (default 50ms).
+	// steady stream of sends this turns many small outcome transactions,
+	// each taking the single writer, into a few large ones, leaving the
+	// writer to the gateway; it adds at most this much to
+	// accept-to-processed latency (default 50ms).
 	BatchPause time.Duration
 
 	RetryBase  time.Duration // first push/e-mail retry delay, doubled each time (default 5s)
@@ -78,6 +78,8 @@ type Delivery struct {
 	catalog  *i18n.Catalog
 	stmts    *statements
 	stmtOnce sync.Mutex // guards stmts
+	claims   claims     // outbox rows in a batch not yet recorded
+	claimMu  sync.Mutex // one claim at a time
 	// mailPausedUntil backs off queued mail after a temporary SMTP
 	// failure (touched by the notifier goroutine only).
 	mailPausedUntil time.Time
@@ -99,13 +101,9 @@ func New(cfg Config) (*Delivery, error) {
 			*d = v
 		}
 	}
-	if cfg.Workers <= 0 {
-		cfg.Workers = 2
-	}
 	if cfg.BatchSize <= 0 {
 		cfg.BatchSize = 128
 	}
-	def(&cfg.LeaseDuration, 15*time.Second)
 	def(&cfg.PollInterval, 25*time.Millisecond)
 	def(&cfg.BatchPause, 50*time.Millisecond)
 	def(&cfg.RetryBase, 5*time.Second)
@@ -159,8 +157,9 @@ func (d *Delivery) wakeNotifier() {
 
 func (d *Delivery) now() time.Time { return d.cfg.Now().UTC() }
 
-// Run processes until ctx is cancelled. Rows leased at that moment are left
-// to expire and are picked up by the next run.
+// Run processes until ctx is cancelled. A batch being recorded then is
+// finished; rows claimed but not yet recorded stay in the outbox for the
+// next run.
 func (d *Delivery) Run(ctx context.Context) error {
 	if err := d.ensureStatements(ctx); err != nil {
 		return err
@@ -172,7 +171,7 @@ func (d *Delivery) Run(ctx context.Context) error {
 		d.stmtOnce.Unlock()
 	}()
 	var wg sync.WaitGroup
-	errs := make(chan error, d.cfg.Workers+2)
+	errs := make(chan error, 3)
 	start := func(name string, f func(context.Context) error) {
 		wg.Add(1)
 		go func() {
@@ -182,9 +181,7 @@ func (d *Delivery) Run(ctx context.Context) error {
 			}
 		}()
 	}
-	for i := 0; i < d.cfg.Workers; i++ {
-		start("worker", d.worker)
-	}
+	start("delivery", d.loop)
 	start("notifier", d.notifier)
 	start("retention", d.retention)
 	wg.Wait()

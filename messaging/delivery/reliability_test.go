@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -10,11 +11,12 @@ import (
 	"sportello/messaging/delivery/deliverytest"
 )
 
-// A worker that crashes after leasing leaves rows hidden only until the
-// lease expires; then another worker processes them.
-func TestLeaseExpiryRecoversCrashedWorker(t *testing.T) {
+// A run that crashes after claiming a batch leaves its rows in the outbox:
+// while it lives no second batch takes them, and the next run (a new
+// process, nothing claimed) processes them at once.
+func TestCrashedRunsRowsAreProcessedByTheNext(t *testing.T) {
 	e := newEnv(t)
-	d := e.delivery(Config{LeaseDuration: 10 * time.Second})
+	crashed := e.delivery(Config{})
 	svc := e.service("Tributi", deliverytest.ServiceOpts{})
 	fc := "CCCCCC00A00A000C"
 	e.profile(deliverytest.DefaultProfile(fc))
@@ -22,16 +24,19 @@ func TestLeaseExpiryRecoversCrashedWorker(t *testing.T) {
 	for range 5 {
 		ids = append(ids, e.send(deliverytest.Message{Service: svc, FiscalCode: fc}))
 	}
-	leased, err := d.lease(e.ctx) // the "crashed" worker: leases, never records
-	if err != nil || len(leased) != 5 {
-		t.Fatalf("lease: %v %d", err, len(leased))
+	claimed, err := crashed.claim(e.ctx) // claims, never records
+	if err != nil || len(claimed) != 5 {
+		t.Fatalf("claim: %v %d", err, len(claimed))
 	}
-	if n := e.drain(d); n != 0 {
-		t.Fatalf("leased rows were processed again before the lease expired (%d)", n)
+	if n := e.drain(crashed); n != 0 {
+		t.Fatalf("claimed rows were taken into a second batch (%d)", n)
 	}
-	e.clock.Advance(11 * time.Second)
-	if n := e.drain(d); n != 5 {
-		t.Fatalf("after expiry processed %d, want 5", n)
+	if n := e.count(`SELECT count(*) FROM outbox`); n != 5 {
+		t.Fatalf("outbox rows after the crash: %d, want 5", n)
+	}
+	next := e.delivery(Config{})
+	if n := e.drain(next); n != 5 {
+		t.Fatalf("the next run processed %d, want 5", n)
 	}
 	for _, id := range ids {
 		if s, _ := e.state(id); s != "PROCESSED" {
@@ -40,6 +45,49 @@ func TestLeaseExpiryRecoversCrashedWorker(t *testing.T) {
 	}
 	if n := e.count(`SELECT count(*) FROM outbox`); n != 0 {
 		t.Errorf("outbox rows left: %d", n)
+	}
+}
+
+// A batch that fails to record releases its claims, so the rows are tried
+// again; batches in flight never share a message.
+func TestClaimsAreDisjointAndReleased(t *testing.T) {
+	e := newEnv(t)
+	d := e.delivery(Config{BatchSize: 3})
+	svc := e.service("Tributi", deliverytest.ServiceOpts{})
+	fc := "CCCCCC00A00A000C"
+	e.profile(deliverytest.DefaultProfile(fc))
+	for range 7 {
+		e.send(deliverytest.Message{Service: svc, FiscalCode: fc})
+	}
+	seen := map[string]bool{}
+	var batches [][]job
+	for range 3 {
+		b, err := d.claim(e.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, j := range b {
+			if seen[j.ID] {
+				t.Fatalf("%s claimed twice", j.ID)
+			}
+			seen[j.ID] = true
+		}
+		batches = append(batches, b)
+	}
+	if len(batches[0]) != 3 || len(batches[1]) != 3 || len(batches[2]) != 1 {
+		t.Fatalf("batch sizes %d %d %d, want 3 3 1", len(batches[0]), len(batches[1]), len(batches[2]))
+	}
+	if b, _ := d.claim(e.ctx); len(b) != 0 {
+		t.Fatalf("claimed %d more while all are in flight", len(b))
+	}
+	failed := make([]outcome, len(batches[1]))
+	for i, j := range batches[1] {
+		failed[i].job = j
+	}
+	d.claims.release(failed) // as the recorder does after a failed write
+	again, _ := d.claim(e.ctx)
+	if len(again) != 3 || again[0].ID != batches[1][0].ID {
+		t.Fatalf("released rows not claimed again: %v", again)
 	}
 }
 
@@ -54,16 +102,21 @@ func TestInboxExactlyOnce(t *testing.T) {
 	e.profile(deliverytest.DefaultProfile(fc))
 	id := e.send(deliverytest.Message{Service: svc, FiscalCode: fc})
 
-	// Two workers decide the same message before either records.
-	ids, err := d.lease(e.ctx)
+	// Two runs (two processes on one database) decide the same message
+	// before either records.
+	jobs, err := d.claim(e.ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	first, err := d.decide(e.ctx, ids)
+	other, err := e.delivery(Config{}).claim(e.ctx)
+	if err != nil || len(other) != 1 || len(jobs) != 1 {
+		t.Fatalf("claims %d and %d (%v), want the same message twice", len(jobs), len(other), err)
+	}
+	first, err := d.decide(e.ctx, jobs)
 	if err != nil {
 		t.Fatal(err)
 	}
-	second, err := d.decide(e.ctx, ids)
+	second, err := d.decide(e.ctx, other)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,8 +158,8 @@ func TestDeletedProfile(t *testing.T) {
 	e.drain(d)
 
 	racing := e.send(deliverytest.Message{Service: svc, FiscalCode: fc})
-	ids, _ := d.lease(e.ctx)
-	outs, err := d.decide(e.ctx, ids) // decided while the profile exists
+	jobs, _ := d.claim(e.ctx)
+	outs, err := d.decide(e.ctx, jobs) // decided while the profile exists
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,5 +227,27 @@ func TestRunProcessesAndStops(t *testing.T) {
 	}
 	if n := e.count(`SELECT count(*) FROM messages WHERE status = 'PROCESSED'`); n != 300 {
 		t.Fatalf("processed %d", n)
+	}
+}
+
+// The claim runs on every batch: it must read the outbox (small) and look
+// messages up by id, never scan the messages table (large).
+func TestClaimReadsTheOutboxFirst(t *testing.T) {
+	e := newEnv(t)
+	var plan []struct {
+		ID, Parent, NotUsed int
+		Detail              string
+	}
+	if err := e.db.R.Select(&plan, "EXPLAIN QUERY PLAN "+sqlClaim, e.clock.Now(), 128); err != nil {
+		t.Fatal(err)
+	}
+	var steps []string
+	for _, p := range plan {
+		steps = append(steps, p.Detail)
+	}
+	joined := strings.Join(steps, "; ")
+	if strings.Contains(joined, "SCAN m") || !strings.Contains(joined, "SCAN outbox") ||
+		!strings.Contains(joined, "SEARCH m USING INDEX sqlite_autoindex_messages_1") {
+		t.Fatalf("claim plan: %s", joined)
 	}
 }

@@ -8,6 +8,16 @@ import (
 	"sportello/db"
 )
 
+// sqlClaim reads the first due outbox rows with what the decision needs
+// about each message. The outbox is read first, in its own key order, and
+// only then joined: written as a plain join, SQLite's planner scanned the
+// whole messages table and sorted it (TestClaimReadsTheOutboxFirst).
+const sqlClaim = `SELECT m.id, m.service_id, m.fiscal_code, m.status, m.require_secure_channels, m.created_at,
+		s.public_id, s.require_secure_channels AS svc_secure
+	FROM (SELECT message_id FROM outbox WHERE available_at <= ? ORDER BY message_id LIMIT ?) o
+	JOIN messages m ON m.id = o.message_id JOIN services s ON s.id = m.service_id
+	ORDER BY o.message_id`
+
 // Hot statements of the outcome transaction, prepared once on the writer
 // connection: SQLite then skips a parse per row.
 const (

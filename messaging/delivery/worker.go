@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -25,67 +26,159 @@ const (
 	ChannelWebhook = "webhook"
 )
 
-// worker leases a batch, decides and writes outcomes, until ctx ends.
-func (d *Delivery) worker(ctx context.Context) error {
+// loop runs delivery as two stages until ctx ends: this goroutine claims
+// and decides batch k+1 while record writes batch k, so the single writer
+// is never idle waiting for reads, and only one batch at a time holds it.
+func (d *Delivery) loop(ctx context.Context) error {
+	toRecord := make(chan []outcome)
+	recorded := make(chan struct{})
+	go func() {
+		defer close(recorded)
+		for outs := range toRecord {
+			// Once claimed, finish the batch even if shutdown starts: the
+			// write is short, and a finished batch spares the next run work.
+			err := d.record(context.WithoutCancel(ctx), outs)
+			d.claims.release(outs)
+			if err != nil {
+				d.log.Error("delivery: record batch", "err", err)
+				d.sleep(ctx, time.Second) // and the next batch waits: back off
+			}
+		}
+	}()
+	defer func() {
+		close(toRecord)
+		<-recorded
+	}()
 	for {
-		n, err := d.ProcessBatch(ctx)
+		outs, err := d.claimAndDecide(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
-			d.log.Error("delivery batch failed", "err", err)
+			d.log.Error("delivery: claim batch", "err", err)
 			if !d.sleep(ctx, time.Second) {
 				return nil
 			}
 			continue
 		}
-		if n >= d.cfg.BatchSize {
-			continue // a backlog: go on at once
-		}
-		if n > 0 {
-			if !d.sleep(ctx, d.cfg.BatchPause) {
+		if len(outs) == 0 {
+			if !d.sleep(ctx, d.cfg.PollInterval) {
 				return nil
 			}
 			continue
 		}
-		// Idle: look for work with a read query so an empty outbox does not
-		// take the write lock the gateway needs.
-		for {
-			if !d.sleep(ctx, d.cfg.PollInterval) {
-				return nil
-			}
-			if ok, err := d.hasWork(ctx); err != nil || ok {
-				break
-			}
+		select {
+		case toRecord <- outs:
+		case <-ctx.Done():
+			d.claims.release(outs)
+			return nil
+		}
+		if len(outs) < d.cfg.BatchSize && !d.sleep(ctx, d.cfg.BatchPause) {
+			return nil
 		}
 	}
 }
 
-func (d *Delivery) hasWork(ctx context.Context) (bool, error) {
-	now := d.now()
-	var n int
-	err := d.db.R.GetContext(ctx, &n, `SELECT count(*) FROM (SELECT 1 FROM outbox
-		WHERE available_at <= ? AND (lease_until IS NULL OR lease_until < ?) LIMIT 1)`, now, now)
-	return n > 0, err
+// claims are the outbox rows this process has taken into a batch and not
+// yet recorded: the next claim skips them, so two batches in flight never
+// hold the same message. They are kept in memory, not written: an outbox
+// row is deleted in the transaction that records its outcome, so after a
+// crash or restart nothing is claimed and every row still in the outbox is
+// simply processed again (every effect is idempotent). A lease column
+// written per batch cost a write transaction per batch on the writer the
+// gateway's sends wait for (docs/benchmarks.md).
+type claims struct {
+	mu  sync.Mutex
+	ids map[string]struct{}
 }
 
-// lease takes up to BatchSize due rows for LeaseDuration.
-func (d *Delivery) lease(ctx context.Context) ([]string, error) {
-	now := d.now()
-	var ids []string
-	err := d.db.WriteTxNoSync(ctx, func(tx *sqlx.Tx) error {
-		return tx.SelectContext(ctx, &ids, `UPDATE outbox SET lease_until = ?, attempts = attempts + 1
-			WHERE message_id IN (SELECT message_id FROM outbox
-				WHERE available_at <= ? AND (lease_until IS NULL OR lease_until < ?) LIMIT ?)
-			RETURNING message_id`, now.Add(d.cfg.LeaseDuration), now, now, d.cfg.BatchSize)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("lease: %w", err)
+func (c *claims) held() map[string]struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]struct{}, len(c.ids))
+	for id := range c.ids {
+		out[id] = struct{}{}
 	}
-	return ids, nil
+	return out
 }
 
-// job is one leased message with what the decision needs.
+func (c *claims) take(jobs []job) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ids == nil {
+		c.ids = map[string]struct{}{}
+	}
+	for _, j := range jobs {
+		c.ids[j.ID] = struct{}{}
+	}
+}
+
+func (c *claims) release(outs []outcome) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, o := range outs {
+		delete(c.ids, o.job.ID)
+	}
+}
+
+// claim takes up to BatchSize due outbox rows that no batch in flight
+// holds, with what the decision needs about each message, in one read.
+//
+// The claimed set is copied before the query starts its read snapshot: a
+// row released after the copy was recorded (its outbox row deleted) before
+// the snapshot began, so the query cannot return it again.
+func (d *Delivery) claim(ctx context.Context) ([]job, error) {
+	d.claimMu.Lock()
+	defer d.claimMu.Unlock()
+	held := d.claims.held()
+	var rows []job
+	if err := d.db.R.SelectContext(ctx, &rows, sqlClaim, d.now(), d.cfg.BatchSize+len(held)); err != nil {
+		return nil, fmt.Errorf("claim: %w", err)
+	}
+	jobs := rows[:0]
+	for _, j := range rows {
+		if _, busy := held[j.ID]; !busy && len(jobs) < d.cfg.BatchSize {
+			jobs = append(jobs, j)
+		}
+	}
+	d.claims.take(jobs)
+	return jobs, nil
+}
+
+// claimAndDecide claims a batch and decides it; on failure nothing stays
+// claimed.
+func (d *Delivery) claimAndDecide(ctx context.Context) ([]outcome, error) {
+	jobs, err := d.claim(ctx)
+	if err != nil || len(jobs) == 0 {
+		return nil, err
+	}
+	outs, err := d.decide(ctx, jobs)
+	if err != nil {
+		held := make([]outcome, len(jobs))
+		for i, j := range jobs {
+			held[i].job = j
+		}
+		d.claims.release(held)
+		return nil, err
+	}
+	return outs, nil
+}
+
+// ProcessBatch claims, decides and records one batch and returns its size.
+// Exposed for tests and the benchmark; Run does the same in two stages.
+func (d *Delivery) ProcessBatch(ctx context.Context) (int, error) {
+	outs, err := d.claimAndDecide(ctx)
+	if err != nil || len(outs) == 0 {
+		return 0, err
+	}
+	defer d.claims.release(outs)
+	if err := d.record(context.WithoutCancel(ctx), outs); err != nil {
+		return len(outs), err
+	}
+	return len(outs), nil
+}
+
+// job is one claimed message with what the decision needs.
 type job struct {
 	ID            string    `db:"id"`
 	ServiceID     int64     `db:"service_id"`
@@ -144,38 +237,9 @@ type outcome struct {
 	email   bool // an e-mail notice is due (decision and a known address)
 }
 
-// ProcessBatch leases, decides and records one batch; it returns how many
-// rows it leased. Exposed for tests and the benchmark.
-func (d *Delivery) ProcessBatch(ctx context.Context) (int, error) {
-	ids, err := d.lease(ctx)
-	if err != nil || len(ids) == 0 {
-		return 0, err
-	}
-	outs, err := d.decide(ctx, ids)
-	if err != nil {
-		return len(ids), err
-	}
-	// Once leased, finish the batch even if shutdown starts: the write is
-	// short, and a finished batch spares the next run a lease timeout.
-	if err := d.record(context.WithoutCancel(ctx), outs); err != nil {
-		return len(ids), err
-	}
-	return len(ids), nil
-}
-
-// decide reads the batch's messages, profiles and preferences from the
-// read pool and applies IO's rules.
-func (d *Delivery) decide(ctx context.Context, ids []string) ([]outcome, error) {
-	q, args, err := sqlx.In(`SELECT m.id, m.service_id, m.fiscal_code, m.status, m.require_secure_channels, m.created_at,
-			s.public_id, s.require_secure_channels AS svc_secure
-		FROM messages m JOIN services s ON s.id = m.service_id WHERE m.id IN (?)`, ids)
-	if err != nil {
-		return nil, err
-	}
-	var jobs []job
-	if err := d.db.R.SelectContext(ctx, &jobs, q, args...); err != nil {
-		return nil, fmt.Errorf("load messages: %w", err)
-	}
+// decide reads the batch's profiles and preferences from the read pool and
+// applies IO's rules.
+func (d *Delivery) decide(ctx context.Context, jobs []job) ([]outcome, error) {
 	fcs := make([]string, 0, len(jobs))
 	seen := map[string]bool{}
 	for _, j := range jobs {
