@@ -1,12 +1,16 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -64,6 +68,57 @@ func startCeiling() (string, func(), error) {
 	if err != nil {
 		return "", nil, err
 	}
+	srv := ceilingServer()
+	go srv.Serve(ln)
+	return "http://" + ln.Addr().String(), func() { _ = srv.Close() }, nil
+}
+
+// ceilingChildEnv makes the bench binary serve only the ceiling (see
+// startCeilingProcess).
+const ceilingChildEnv = "SPORTELLO_BENCH_CEILING_CHILD"
+
+// startCeilingProcess serves the same bare handler from a process of its
+// own, as the real server runs: load generator and server then cross a
+// process boundary in both measurements. In one process the Go runtime
+// hands each request from client to handler goroutine without waking
+// another process, which flatters the ceiling against an out-of-process
+// server.
+func startCeilingProcess() (string, func(), error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return "", nil, err
+	}
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), ceilingChildEnv+"=1")
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return "", nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return "", nil, err
+	}
+	stop := func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		stop()
+		return "", nil, fmt.Errorf("ceiling process: %w", err)
+	}
+	return strings.TrimSpace(line), stop, nil
+}
+
+// serveCeilingChild is the child's main: print the URL, serve until killed.
+func serveCeilingChild() {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	fmt.Println("http://" + ln.Addr().String())
+	_ = ceilingServer().Serve(ln)
+}
+
+func ceilingServer() *http.Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /api/v1/messages/{fiscal_code}", func(w http.ResponseWriter, r *http.Request) {
 		var buf [4096]byte
@@ -78,9 +133,7 @@ func startCeiling() (string, func(), error) {
 		w.WriteHeader(http.StatusCreated)
 		_, _ = w.Write([]byte(`{"id":"` + id + `"}`))
 	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(ln)
-	return "http://" + ln.Addr().String(), func() { _ = srv.Close() }, nil
+	return &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 }
 
 // prefill stores n delivered messages of the live service, with their inbox

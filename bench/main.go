@@ -1,7 +1,8 @@
 // Command bench measures the gateway's send path on loopback: live-key
 // sends at concurrency 64, profile look-ups, and a bare net/http handler as
-// the ceiling of this machine, then sends again with 1,000,000 messages
-// already stored. Every 201 is checked against the database afterwards.
+// the ceiling of this machine (in a process of its own, as the server, and
+// in the load generator's process), then sends again with 1,000,000
+// messages already stored. Every 201 is checked against the database afterwards.
 // Its last output line is one JSON object (see docs/benchmarks.md).
 //
 //	go run ./bench [-duration 5s] [-rounds 3] [-concurrency 64] [-prefill 1000000] [-mode auto|process|inproc]
@@ -33,6 +34,10 @@ type options struct {
 }
 
 func main() {
+	if os.Getenv(ceilingChildEnv) != "" {
+		serveCeilingChild()
+		return
+	}
 	var o options
 	flag.DurationVar(&o.duration, "duration", 5*time.Second, "measured time per scenario and round")
 	flag.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured warm-up per scenario and round")
@@ -72,11 +77,23 @@ func run(ctx context.Context, o options) error {
 	defer target.stop()
 	fmt.Printf("bench: server mode %s at %s\n", target.mode, target.base)
 
-	ceiling, stopCeiling, err := startCeiling()
+	// Two ceilings: the bare handler in a process of its own and in this
+	// one. The like-for-like one (same process topology as the server
+	// under test) gives the ratios; the other is reported beside it.
+	ceilingOwn, stopOwn, err := startCeilingProcess()
 	if err != nil {
 		return err
 	}
-	defer stopCeiling()
+	defer stopOwn()
+	ceilingHere, stopHere, err := startCeiling()
+	if err != nil {
+		return err
+	}
+	defer stopHere()
+	ceiling, otherCeiling, otherName := ceilingOwn, ceilingHere, "in the load generator's process"
+	if target.mode == "inproc" {
+		ceiling, otherCeiling, otherName = ceilingHere, ceilingOwn, "in a process of its own"
+	}
 
 	out := map[string]any{"mode": target.mode, "client": o.client, "concurrency": o.concurrency, "duration_s": o.duration.Seconds(),
 		"cpus": runtime.NumCPU()}
@@ -99,13 +116,15 @@ func run(ctx context.Context, o options) error {
 	if o.client == "both" {
 		headline.client, second.client = "raw", "stdlib"
 	}
-	ceilingRun := func(o options) result {
+	ceilingAt := func(o options, base, where string) result {
 		r := load(o, func(i int) request {
-			return request{method: "POST", url: ceiling + "/api/v1/messages/" + cfs[i%len(cfs)], body: sendBody}
+			return request{method: "POST", url: base + "/api/v1/messages/" + cfs[i%len(cfs)], body: sendBody}
 		}, 201)
-		report("bare net/http ceiling"+clientNote(o), r)
+		report("bare net/http ceiling"+where+clientNote(o), r)
 		return r
 	}
+	ceilingRun := func(o options) result { return ceilingAt(o, ceiling, "") }
+	otherCeilingRun := func(o options) result { return ceilingAt(o, otherCeiling, " ("+otherName+")") }
 	sendRun := func(o options, name string) (result, error) {
 		target.drain(5 * time.Minute)
 		before, err := target.countMessages()
@@ -139,10 +158,11 @@ func run(ctx context.Context, o options) error {
 	// The machine is shared: scenarios are interleaved over several rounds
 	// and each reports its median round, so a burst of outside load skews
 	// the ceiling and the sends alike instead of one of them.
-	var crs, srs, prs, scrs, ssrs []result
+	var crs, srs, prs, scrs, ssrs, ocrs, oscrs []result
 	for round := 1; round <= o.rounds; round++ {
 		fmt.Printf("bench: round %d of %d\n", round, o.rounds)
 		crs = append(crs, ceilingRun(headline))
+		ocrs = append(ocrs, otherCeilingRun(headline))
 		sr, err := sendRun(headline, "send (live key)")
 		if err != nil {
 			return err
@@ -150,6 +170,7 @@ func run(ctx context.Context, o options) error {
 		srs = append(srs, sr)
 		if o.client == "both" {
 			scrs = append(scrs, ceilingRun(second))
+			oscrs = append(oscrs, otherCeilingRun(second))
 			ssr, err := sendRun(second, "send (live key)")
 			if err != nil {
 				return err
@@ -169,11 +190,16 @@ func run(ctx context.Context, o options) error {
 	out["send_ratio"] = round(sr.rps / cr.rps)
 	out["profile_ratio"] = round(pr.rps / cr.rps)
 	out["send_best_rps"] = round(best(srs).rps)
+	ocr := median(ocrs)
+	out["other_ceiling"], out["other_ceiling_rps"] = otherName, round(ocr.rps)
+	out["send_ratio_other_ceiling"] = round(sr.rps / ocr.rps)
 	if o.client == "both" {
-		scr, ssr := median(scrs), median(ssrs)
+		scr, ssr, oscr := median(scrs), median(ssrs), median(oscrs)
 		out["stdlib_ceiling_rps"], out["stdlib_send_rps"] = round(scr.rps), round(ssr.rps)
 		out["stdlib_send_p50_ms"], out["stdlib_send_p99_ms"] = round(ssr.p50ms), round(ssr.p99ms)
 		out["stdlib_send_ratio"] = round(ssr.rps / scr.rps)
+		out["stdlib_other_ceiling_rps"] = round(oscr.rps)
+		out["stdlib_send_ratio_other_ceiling"] = round(ssr.rps / oscr.rps)
 	}
 	out["durable_ok"] = true
 
