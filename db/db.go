@@ -106,9 +106,9 @@ func (d *DB) WriteTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
 // reaches the WAL (and survives a crash of the process) but is not fsynced,
 // so it is lost only if the machine itself goes down before the next fsync
 // (any FULL commit or checkpoint). It is for work that is safe to redo, such
-// as the delivery pipeline's leases and outcomes (every effect is
-// idempotent): it then holds the single writer for a write, not for a disk
-// flush, and leaves more of it to the gateway's durable commits.
+// as the delivery pipeline's outcomes (every effect is idempotent): it then
+// holds the single writer for a write, not for a disk flush, and leaves
+// more of it to the gateway's durable commits.
 func (d *DB) WriteTxNoSync(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
 	return d.NoSyncConn(ctx, func(conn *sqlx.Conn) error { return runTx(ctx, conn, fn) })
 }

@@ -91,9 +91,9 @@ func TestClaimsAreDisjointAndReleased(t *testing.T) {
 	}
 }
 
-// Processing the same message twice (a lease expired while the first
-// worker was still writing, or a crash after the inbox write in another
-// design) must leave one inbox row and one notice per channel.
+// Processing the same message twice (two processes on one database, or a
+// crash after the inbox write in another design) must leave one inbox row
+// and one notice per channel.
 func TestInboxExactlyOnce(t *testing.T) {
 	e := newEnv(t)
 	d := e.delivery(Config{PushURL: "http://127.0.0.1:9/", PushSecret: []byte("k")})

@@ -180,7 +180,7 @@ func TestSIGKILLDuringLoad(t *testing.T) {
 		done := make(chan []string, 1)
 		go func() { done <- load(s, key, fcs, stop) }()
 		time.Sleep(time.Duration(1200+round*500) * time.Millisecond)
-		s.kill() // mid-load: requests in flight fail, leased rows stay leased
+		s.kill() // mid-load: requests in flight fail, claimed rows stay in the outbox
 		close(stop)
 		accepted = append(accepted, <-done...)
 	}
@@ -189,7 +189,7 @@ func TestSIGKILLDuringLoad(t *testing.T) {
 	}
 	s := start(t, bin, dataDir)
 	defer s.kill()
-	deadline := time.Now().Add(90 * time.Second) // leases of the killed process expire first
+	deadline := time.Now().Add(90 * time.Second)
 	for {
 		var left int
 		if err := d.R.Get(&left, `SELECT count(*) FROM outbox`); err != nil {
