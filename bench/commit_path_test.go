@@ -36,7 +36,7 @@ func BenchmarkCommitPath(b *testing.B) {
 			select {
 			case <-stopCk:
 				return
-			case <-time.After(100 * time.Millisecond):
+			case <-time.After(time.Second): // as gateway.checkpointEvery
 				_, _ = d.W.Exec("PRAGMA wal_checkpoint(PASSIVE)")
 			}
 		}
