@@ -582,3 +582,19 @@ func TestEmailValidation(t *testing.T) {
 		t.Fatalf("resend: %d", code)
 	}
 }
+
+// Export and account deletion find a citizen's messages through indexes
+// (inbox, messages_by_recipient, the small outbox), never by scanning the
+// messages table: there is no recipient index on it.
+func TestExportUsesIndexes(t *testing.T) {
+	e := newEnv(t)
+	plan := dbtest.Plan(t, e.db, `SELECT id FROM messages WHERE id IN (`+messageIDsOf+`)`, "X", "X", "X")
+	for _, bad := range []string{"SCAN m", "SCAN w", "SCAN messages"} {
+		if strings.Contains(plan, bad) {
+			t.Fatalf("export plan scans messages:\n%s", plan)
+		}
+	}
+	if !strings.Contains(plan, "SCAN o") || !strings.Contains(plan, "SEARCH w USING INDEX sqlite_autoindex_messages_1") {
+		t.Fatalf("export plan:\n%s", plan)
+	}
+}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/jmoiron/sqlx"
 
+	"sportello/db/dbtest"
 	"sportello/messaging/delivery/deliverytest"
 )
 
@@ -234,20 +235,9 @@ func TestRunProcessesAndStops(t *testing.T) {
 // messages up by id, never scan the messages table (large).
 func TestClaimReadsTheOutboxFirst(t *testing.T) {
 	e := newEnv(t)
-	var plan []struct {
-		ID, Parent, NotUsed int
-		Detail              string
-	}
-	if err := e.db.R.Select(&plan, "EXPLAIN QUERY PLAN "+sqlClaim, e.clock.Now(), 128); err != nil {
-		t.Fatal(err)
-	}
-	var steps []string
-	for _, p := range plan {
-		steps = append(steps, p.Detail)
-	}
-	joined := strings.Join(steps, "; ")
-	if strings.Contains(joined, "SCAN m") || !strings.Contains(joined, "SCAN outbox") ||
-		!strings.Contains(joined, "SEARCH m USING INDEX sqlite_autoindex_messages_1") {
-		t.Fatalf("claim plan: %s", joined)
+	plan := dbtest.Plan(t, e.db, sqlClaim, e.clock.Now(), 128)
+	if strings.Contains(plan, "SCAN m") || !strings.Contains(plan, "SCAN outbox") ||
+		!strings.Contains(plan, "SEARCH m USING INDEX sqlite_autoindex_messages_1") {
+		t.Fatalf("claim plan:\n%s", plan)
 	}
 }
