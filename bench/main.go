@@ -158,49 +158,40 @@ func run(ctx context.Context, o options) error {
 	// The machine is shared: scenarios are interleaved over several rounds
 	// and each reports its median round, so a burst of outside load skews
 	// the ceiling and the sends alike instead of one of them.
-	var crs, srs, prs, scrs, ssrs, ocrs, oscrs []result
+	var headlineRuns, stdlibRuns clientRuns
+	var prs []result
+	measure := func(c *clientRuns, o options) error {
+		c.ceiling = append(c.ceiling, ceilingRun(o))
+		c.other = append(c.other, otherCeilingRun(o))
+		sr, err := sendRun(o, "send (live key)")
+		c.send = append(c.send, sr)
+		return err
+	}
 	for round := 1; round <= o.rounds; round++ {
 		fmt.Printf("bench: round %d of %d\n", round, o.rounds)
-		crs = append(crs, ceilingRun(headline))
-		ocrs = append(ocrs, otherCeilingRun(headline))
-		sr, err := sendRun(headline, "send (live key)")
-		if err != nil {
+		if err := measure(&headlineRuns, headline); err != nil {
 			return err
 		}
-		srs = append(srs, sr)
 		if o.client == "both" {
-			scrs = append(scrs, ceilingRun(second))
-			oscrs = append(oscrs, otherCeilingRun(second))
-			ssr, err := sendRun(second, "send (live key)")
-			if err != nil {
+			if err := measure(&stdlibRuns, second); err != nil {
 				return err
 			}
-			ssrs = append(ssrs, ssr)
 		}
 		target.drain(5 * time.Minute)
 		pr := load(headline, target.profileRequest(), 200)
 		report("profile look-up"+clientNote(headline), pr)
 		prs = append(prs, pr)
 	}
-	cr, sr, pr := median(crs), median(srs), median(prs)
-
-	out["ceiling_rps"], out["ceiling_p50_ms"], out["ceiling_p99_ms"] = round(cr.rps), round(cr.p50ms), round(cr.p99ms)
-	out["send_rps"], out["send_p50_ms"], out["send_p99_ms"] = round(sr.rps), round(sr.p50ms), round(sr.p99ms)
-	out["profile_rps"], out["profile_p50_ms"], out["profile_p99_ms"] = round(pr.rps), round(pr.p50ms), round(pr.p99ms)
-	out["send_ratio"] = round(sr.rps / cr.rps)
-	out["profile_ratio"] = round(pr.rps / cr.rps)
-	out["send_best_rps"] = round(best(srs).rps)
-	ocr := median(ocrs)
-	out["other_ceiling"], out["other_ceiling_rps"] = otherName, round(ocr.rps)
-	out["send_ratio_other_ceiling"] = round(sr.rps / ocr.rps)
+	cr, sr := headlineRuns.summarize(out, "")
 	if o.client == "both" {
-		scr, ssr, oscr := median(scrs), median(ssrs), median(oscrs)
-		out["stdlib_ceiling_rps"], out["stdlib_send_rps"] = round(scr.rps), round(ssr.rps)
-		out["stdlib_send_p50_ms"], out["stdlib_send_p99_ms"] = round(ssr.p50ms), round(ssr.p99ms)
-		out["stdlib_send_ratio"] = round(ssr.rps / scr.rps)
-		out["stdlib_other_ceiling_rps"] = round(oscr.rps)
-		out["stdlib_send_ratio_other_ceiling"] = round(ssr.rps / oscr.rps)
+		stdlibRuns.summarize(out, "stdlib_")
 	}
+	pr := median(prs)
+	out["ceiling_p50_ms"], out["ceiling_p99_ms"] = round(cr.p50ms), round(cr.p99ms)
+	out["profile_rps"], out["profile_p50_ms"], out["profile_p99_ms"] = round(pr.rps), round(pr.p50ms), round(pr.p99ms)
+	out["profile_ratio"] = round(pr.rps / cr.rps)
+	out["send_best_rps"] = round(best(headlineRuns.send).rps)
+	out["other_ceiling"] = otherName
 	out["durable_ok"] = true
 
 	if o.prefill > 0 {
@@ -229,6 +220,20 @@ func run(ctx context.Context, o options) error {
 	b, _ := json.Marshal(out)
 	fmt.Println(string(b))
 	return nil
+}
+
+// clientRuns are one client's rounds: the like-for-like ceiling, the
+// other ceiling and the sends.
+type clientRuns struct{ ceiling, other, send []result }
+
+// summarize writes the medians under keys starting with prefix and returns
+// the median ceiling and send runs.
+func (c *clientRuns) summarize(out map[string]any, prefix string) (ceiling, send result) {
+	ceiling, other, send := median(c.ceiling), median(c.other), median(c.send)
+	out[prefix+"ceiling_rps"], out[prefix+"other_ceiling_rps"] = round(ceiling.rps), round(other.rps)
+	out[prefix+"send_rps"], out[prefix+"send_p50_ms"], out[prefix+"send_p99_ms"] = round(send.rps), round(send.p50ms), round(send.p99ms)
+	out[prefix+"send_ratio"], out[prefix+"send_ratio_other_ceiling"] = round(send.rps/ceiling.rps), round(send.rps/other.rps)
+	return ceiling, send
 }
 
 // clientNote names the client in a result line when it is not the raw one.
