@@ -2,6 +2,8 @@ package delivery
 
 import (
 	"context"
+	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -148,18 +150,23 @@ func TestInboxExactlyOnce(t *testing.T) {
 
 // After the citizen deletes the profile, later messages are rejected as
 // USER_NOT_FOUND; a message decided just before the deletion does not
-// resurrect an inbox row.
+// resurrect an inbox row, and the rest of its batch is delivered.
 func TestDeletedProfile(t *testing.T) {
 	e := newEnv(t)
 	d := e.delivery(Config{})
 	svc := e.service("Tributi", deliverytest.ServiceOpts{})
-	fc := "EEEEEE00A00A000E"
+	fc, stays := "EEEEEE00A00A000E", "FFFFFF00A00A000F"
 	e.profile(deliverytest.DefaultProfile(fc))
+	e.profile(deliverytest.DefaultProfile(stays))
 	before := e.send(deliverytest.Message{Service: svc, FiscalCode: fc})
 	e.drain(d)
 
 	racing := e.send(deliverytest.Message{Service: svc, FiscalCode: fc})
+	neighbour := e.send(deliverytest.Message{Service: svc, FiscalCode: stays})
 	jobs, _ := d.claim(e.ctx)
+	if len(jobs) != 2 {
+		t.Fatalf("claimed %d messages, want both in one batch", len(jobs))
+	}
 	outs, err := d.decide(e.ctx, jobs) // decided while the profile exists
 	if err != nil {
 		t.Fatal(err)
@@ -189,6 +196,38 @@ func TestDeletedProfile(t *testing.T) {
 	}
 	if n := e.count(`SELECT count(*) FROM inbox WHERE fiscal_code = ?`, fc); n != 0 {
 		t.Errorf("inbox rows after deletion: %d", n)
+	}
+	if s, _ := e.state(neighbour); s != "PROCESSED" || e.count(`SELECT count(*) FROM inbox WHERE message_id = ?`, neighbour) != 1 {
+		t.Errorf("the other recipient's message in the same batch: %s, want PROCESSED and in the inbox", s)
+	}
+	// The rejected message is still found by its recipient (data export).
+	if n := e.count(`SELECT count(*) FROM messages_by_recipient WHERE fiscal_code = ? AND message_id = ?`, fc, racing); n != 1 {
+		t.Errorf("messages_by_recipient rows for the rejected message: %d, want 1", n)
+	}
+}
+
+// Batch statements read their rows as JSON: values that need escaping
+// arrive intact.
+func TestJSONRows(t *testing.T) {
+	var r jsonRows
+	if got := r.String(); got != "[]" {
+		t.Errorf("empty: %s", got)
+	}
+	r.add("01ARZ", "a\"b\\c", int64(42))
+	r.add("é\n", "x", int64(-1))
+	var back [][]any
+	if err := json.Unmarshal([]byte(r.String()), &back); err != nil {
+		t.Fatalf("%s: %v", r.String(), err)
+	}
+	want := [][]any{{"01ARZ", "a\"b\\c", 42.0}, {"é\n", "x", -1.0}}
+	if !reflect.DeepEqual(back, want) {
+		t.Errorf("got %v, want %v", back, want)
+	}
+	var ids jsonRows
+	ids.add("A")
+	ids.add("B")
+	if got := ids.String(); got != `["A","B"]` {
+		t.Errorf("one value per row: %s", got)
 	}
 }
 

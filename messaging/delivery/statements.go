@@ -18,27 +18,38 @@ const sqlClaim = `SELECT m.id, m.service_id, m.fiscal_code, m.status, m.require_
 	JOIN messages m ON m.id = o.message_id JOIN services s ON s.id = m.service_id
 	ORDER BY o.message_id`
 
-// Hot statements of the outcome transaction, prepared once on the writer
-// connection: SQLite then skips a parse per row.
+// The outcome transaction writes a whole batch with one statement per kind
+// of effect, each taking the batch's message ids (and what else it needs)
+// as one JSON array: a statement per message was about 500 calls into
+// SQLite per batch, and that Go-side work ran while the batch held the
+// single writer the gateway's sends wait for (docs/benchmarks.md).
+// Prepared once on the writer connection.
 const (
-	sqlSetStatus = `UPDATE messages SET status = ?, rejection_reason = ?, processed_at = ? WHERE id = ?`
 	// The inbox row is written only while the profile exists, checked in
 	// the same transaction: a citizen deleting the account between the
-	// decision and this write must not get a row back.
+	// decision and this write must not get a row back. ?2 is
+	// [[message_id, fiscal_code, service_id], ...].
 	sqlInbox = `INSERT OR IGNORE INTO inbox (message_id, fiscal_code, service_id, created_at)
-		SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM profiles WHERE fiscal_code = ?)`
-	sqlInboxHas = `SELECT count(*) FROM inbox WHERE message_id = ?`
-	sqlNotify   = `INSERT OR IGNORE INTO notifications (message_id, channel, status, attempts, next_attempt_at, updated_at)
-		VALUES (?, ?, 'THROTTLED', 0, ?, ?)`
-	sqlUnqueue = `DELETE FROM outbox WHERE message_id = ?`
+		SELECT j.value->>0, j.value->>1, j.value->>2, ?1 FROM json_each(?2) j
+		WHERE EXISTS (SELECT 1 FROM profiles p WHERE p.fiscal_code = j.value->>1)`
+	// The ids of ?1 (a list of message ids) that have no inbox row.
+	sqlNotInInbox = `SELECT j.value FROM json_each(?1) j
+		WHERE NOT EXISTS (SELECT 1 FROM inbox i WHERE i.message_id = j.value)`
+	sqlSetStatus = `UPDATE messages SET status = ?1, rejection_reason = ?2, processed_at = ?3
+		WHERE id IN (SELECT value FROM json_each(?4))`
+	// ?3 is [[message_id, channel], ...].
+	sqlNotify = `INSERT OR IGNORE INTO notifications (message_id, channel, status, attempts, next_attempt_at, updated_at)
+		SELECT j.value->>0, j.value->>1, 'THROTTLED', 0, ?1, ?2 FROM json_each(?3) j`
+	sqlUnqueue = `DELETE FROM outbox WHERE message_id IN (SELECT value FROM json_each(?1))`
 	// A decided message that is not in the inbox stays findable by its
 	// recipient (export, account deletion); migration 0023 says why this
-	// is not an index on messages.
-	sqlByRecipient = `INSERT OR IGNORE INTO messages_by_recipient (fiscal_code, message_id) VALUES (?, ?)`
+	// is not an index on messages. ?1 is [[fiscal_code, message_id], ...].
+	sqlByRecipient = `INSERT OR IGNORE INTO messages_by_recipient (fiscal_code, message_id)
+		SELECT j.value->>0, j.value->>1 FROM json_each(?1) j`
 )
 
 type statements struct {
-	setStatus, inbox, inboxHas, notify, unqueue, byRecipient *sql.Stmt
+	setStatus, inbox, notInInbox, notify, unqueue, byRecipient *sql.Stmt
 }
 
 func prepare(ctx context.Context, d *db.DB) (*statements, error) {
@@ -46,8 +57,8 @@ func prepare(ctx context.Context, d *db.DB) (*statements, error) {
 	for _, p := range []struct {
 		dst **sql.Stmt
 		q   string
-	}{{&s.setStatus, sqlSetStatus}, {&s.inbox, sqlInbox}, {&s.inboxHas, sqlInboxHas}, {&s.notify, sqlNotify}, {&s.unqueue, sqlUnqueue},
-		{&s.byRecipient, sqlByRecipient}} {
+	}{{&s.setStatus, sqlSetStatus}, {&s.inbox, sqlInbox}, {&s.notInInbox, sqlNotInInbox}, {&s.notify, sqlNotify},
+		{&s.unqueue, sqlUnqueue}, {&s.byRecipient, sqlByRecipient}} {
 		st, err := d.W.PrepareContext(ctx, p.q)
 		if err != nil {
 			s.close()
@@ -59,7 +70,7 @@ func prepare(ctx context.Context, d *db.DB) (*statements, error) {
 }
 
 func (s *statements) close() {
-	for _, st := range []*sql.Stmt{s.setStatus, s.inbox, s.inboxHas, s.notify, s.unqueue, s.byRecipient} {
+	for _, st := range []*sql.Stmt{s.setStatus, s.inbox, s.notInInbox, s.notify, s.unqueue, s.byRecipient} {
 		if st != nil {
 			st.Close()
 		}

@@ -9,7 +9,6 @@ import (
 
 	"github.com/jmoiron/sqlx"
 
-	"sportello/messaging/fiscalcode"
 	"sportello/messaging/preferences"
 )
 
@@ -304,83 +303,3 @@ func (d *Delivery) decide(ctx context.Context, jobs []job) ([]outcome, error) {
 }
 
 func ptr(s string) *string { return &s }
-
-// record writes every outcome of a batch in one short transaction.
-func (d *Delivery) record(ctx context.Context, outs []outcome) error {
-	if err := d.ensureStatements(ctx); err != nil {
-		return err
-	}
-	now := d.now()
-	notified := false
-	err := d.db.WriteTxNoSync(ctx, func(tx *sqlx.Tx) error {
-		setStatus := tx.StmtContext(ctx, d.stmts.setStatus)
-		inbox := tx.StmtContext(ctx, d.stmts.inbox)
-		inboxHas := tx.StmtContext(ctx, d.stmts.inboxHas)
-		notify := tx.StmtContext(ctx, d.stmts.notify)
-		unqueue := tx.StmtContext(ctx, d.stmts.unqueue)
-		byRecipient := tx.StmtContext(ctx, d.stmts.byRecipient)
-		for i := range outs {
-			o := &outs[i]
-			j := o.job
-			if o.status == StatusProcessed {
-				res, err := inbox.ExecContext(ctx, j.ID, j.FiscalCode, j.ServiceID, now, j.FiscalCode)
-				if err != nil {
-					return fmt.Errorf("inbox %s: %w", j.ID, err)
-				}
-				if n, _ := res.RowsAffected(); n == 0 {
-					var has int
-					if err := inboxHas.QueryRowContext(ctx, j.ID).Scan(&has); err != nil {
-						return err
-					}
-					if has == 0 { // the profile went away since the decision
-						o.status, o.reason, o.email, o.decided = StatusRejected, ptr(ReasonUserNotFound), false, preferences.Decision{}
-					}
-				}
-			}
-			if o.status == StatusProcessed || o.status == StatusRejected {
-				if o.job.Status == StatusAccepted || o.job.Status == "THROTTLED" {
-					if _, err := setStatus.ExecContext(ctx, o.status, o.reason, now, j.ID); err != nil {
-						return fmt.Errorf("status %s: %w", j.ID, err)
-					}
-				}
-			}
-			if o.status == StatusProcessed {
-				for _, ch := range []struct {
-					on   bool
-					name string
-				}{{o.email, ChannelEmail}, {o.decided.Webhook, ChannelWebhook}} {
-					if !ch.on {
-						continue
-					}
-					if _, err := notify.ExecContext(ctx, j.ID, ch.name, now, now); err != nil {
-						return fmt.Errorf("notification %s: %w", j.ID, err)
-					}
-					notified = true
-				}
-			}
-			// A delivered message is found by its recipient through the
-			// inbox; any other outcome through messages_by_recipient.
-			if o.status != StatusProcessed {
-				if _, err := byRecipient.ExecContext(ctx, j.FiscalCode, j.ID); err != nil {
-					return fmt.Errorf("recipient %s: %w", j.ID, err)
-				}
-			}
-			if _, err := unqueue.ExecContext(ctx, j.ID); err != nil {
-				return fmt.Errorf("unqueue %s: %w", j.ID, err)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("record outcomes: %w", err)
-	}
-	for _, o := range outs {
-		if o.status == StatusRejected {
-			d.log.Debug("message rejected", "message_id", o.job.ID, "fiscal_code", fiscalcode.Mask(o.job.FiscalCode), "reason", *o.reason)
-		}
-	}
-	if notified {
-		d.wakeNotifier()
-	}
-	return nil
-}
