@@ -280,3 +280,31 @@ func TestClaimReadsTheOutboxFirst(t *testing.T) {
 		t.Fatalf("claim plan:\n%s", plan)
 	}
 }
+
+// The batch statements look their rows up by key: a scan of messages,
+// inbox or outbox per batch would grow with every message ever stored.
+func TestBatchStatementsUseKeys(t *testing.T) {
+	e := newEnv(t)
+	now := e.clock.Now()
+	for name, c := range map[string]struct {
+		q    string
+		args []any
+	}{
+		"inbox":       {sqlInbox, []any{now, `[["a","AAAAAA00A00A000A",1]]`}},
+		"notInInbox":  {sqlNotInInbox, []any{`["a"]`}},
+		"status":      {sqlSetStatus, []any{StatusProcessed, nil, now, `["a"]`}},
+		"notify":      {sqlNotify, []any{now, now, `[["a","email"]]`}},
+		"unqueue":     {sqlUnqueue, []any{`["a"]`}},
+		"byRecipient": {sqlByRecipient, []any{`[["AAAAAA00A00A000A","a"]]`}},
+	} {
+		plan := dbtest.Plan(t, e.db, c.q, c.args...)
+		for _, line := range strings.Split(plan, "\n") {
+			if strings.HasPrefix(strings.TrimSpace(line), "SCAN") && !strings.Contains(line, "VIRTUAL TABLE") {
+				t.Errorf("%s scans a table:\n%s", name, plan)
+			}
+		}
+		if !strings.Contains(plan, "SEARCH") && name != "notify" && name != "byRecipient" {
+			t.Errorf("%s looks nothing up by key:\n%s", name, plan)
+		}
+	}
+}
