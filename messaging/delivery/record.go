@@ -26,7 +26,7 @@ func (d *Delivery) record(ctx context.Context, outs []outcome) error {
 	notified := false
 	for _, o := range outs {
 		switch {
-		case o.status == StatusRejected:
+		case o.status == StatusRejected && o.reason != nil: // nil: rejected before this batch
 			d.log.Debug("message rejected", "message_id", o.job.ID, "fiscal_code", fiscalcode.Mask(o.job.FiscalCode), "reason", *o.reason)
 		case o.status == StatusProcessed && (o.email || o.decided.Webhook):
 			notified = true

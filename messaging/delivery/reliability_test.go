@@ -308,3 +308,26 @@ func TestBatchStatementsUseKeys(t *testing.T) {
 		}
 	}
 }
+
+// An outbox row that comes back for a message already rejected (a replayed
+// batch) is removed again without changing the outcome.
+func TestReplayedRejectedMessage(t *testing.T) {
+	e := newEnv(t)
+	d := e.delivery(Config{})
+	svc := e.service("Tributi", deliverytest.ServiceOpts{})
+	id := e.send(deliverytest.Message{Service: svc, FiscalCode: "GGGGGG00A00A000G"}) // no profile
+	e.drain(d)
+	if err := e.db.WriteTx(e.ctx, func(tx *sqlx.Tx) error {
+		_, err := tx.Exec(`INSERT INTO outbox (message_id, available_at) VALUES (?, ?)`, id, e.clock.Now())
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	e.drain(d)
+	if s, r := e.state(id); s != "REJECTED" || r != "USER_NOT_FOUND" {
+		t.Errorf("state %s/%s, want REJECTED/USER_NOT_FOUND", s, r)
+	}
+	if n := e.count(`SELECT count(*) FROM outbox`); n != 0 {
+		t.Errorf("outbox rows %d", n)
+	}
+}
