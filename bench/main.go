@@ -13,12 +13,15 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
 	"sort"
 	"time"
+
+	"sportello/gateway"
 )
 
 type options struct {
@@ -194,6 +197,10 @@ func run(ctx context.Context, o options) error {
 	out["other_ceiling"] = otherName
 	out["durable_ok"] = true
 
+	if err := quotaRun(target, headline, sendBody, out, report); err != nil {
+		return err
+	}
+
 	if o.prefill > 0 {
 		fmt.Printf("bench: storing %d messages...\n", o.prefill)
 		t0 := time.Now()
@@ -219,6 +226,29 @@ func run(ctx context.Context, o options) error {
 	}
 	b, _ := json.Marshal(out)
 	fmt.Println(string(b))
+	return nil
+}
+
+// quotaRun sends with the test-mode key at full concurrency: the first
+// DefaultWeeklyQuota sends of the week are accepted (during warm-up, at
+// these rates), every later one must be refused with 429 — measured here,
+// because a leaked or runaway test key must cost the server little — and
+// the database must then hold exactly the quota's worth of messages and
+// of committed quota use, never one more.
+func quotaRun(target *target, o options, body []byte, out map[string]any, report func(string, result)) error {
+	target.drain(5 * time.Minute)
+	r := load(o, target.testSendRequest(body), http.StatusTooManyRequests)
+	report("test key over quota (429)"+clientNote(o), r)
+	msgs, used, err := target.testServiceCounts()
+	if err != nil {
+		return err
+	}
+	if msgs != gateway.DefaultWeeklyQuota || used != gateway.DefaultWeeklyQuota {
+		return fmt.Errorf("test key: %d messages stored and %d quota used, want exactly %d", msgs, used, gateway.DefaultWeeklyQuota)
+	}
+	fmt.Printf("bench: test key accepted exactly %d sends, then refused %d with 429\n", msgs, r.ok)
+	out["quota_refusal_rps"], out["quota_refusal_p50_ms"], out["quota_refusal_p99_ms"] = round(r.rps), round(r.p50ms), round(r.p99ms)
+	out["quota_accepted"] = msgs
 	return nil
 }
 

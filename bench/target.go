@@ -36,6 +36,8 @@ type target struct {
 	dataDir   string
 	liveKey   string
 	profileCF string
+	testKey   string   // the test-mode service's key (weekly quota)
+	testCFs   []string // its authorized test recipients
 	pid       int
 	stopFn    func()
 	// pause and resume stop and restart the server around the prefill
@@ -91,7 +93,8 @@ func startInProcess(ctx context.Context, dataDir string) (*target, error) {
 		d.Close()
 		return nil, err
 	}
-	t := &target{mode: "inproc", dataDir: dataDir, liveKey: res.LiveService.Key, profileCF: demo.TestFiscalCodes[0], pid: os.Getpid()}
+	t := &target{mode: "inproc", dataDir: dataDir, liveKey: res.LiveService.Key, profileCF: demo.TestFiscalCodes[0], pid: os.Getpid(),
+		testKey: res.TestService.Key, testCFs: res.TestService.TestFiscalCodes}
 	var g *gateway.Gateway
 	var srv *http.Server
 	start := func() error {
@@ -156,7 +159,8 @@ func startProcess(ctx context.Context, dataDir string) (*target, error) {
 	}); err != nil {
 		return nil, err
 	}
-	t := &target{mode: "process", dataDir: dataDir, liveKey: res.LiveService.Key, profileCF: res.TestService.TestFiscalCodes[0]}
+	t := &target{mode: "process", dataDir: dataDir, liveKey: res.LiveService.Key, profileCF: res.TestService.TestFiscalCodes[0],
+		testKey: res.TestService.Key, testCFs: res.TestService.TestFiscalCodes}
 	var cmd *exec.Cmd
 	start := func() error {
 		cmd = exec.Command(bin, "--addr", "127.0.0.1:0", "--data", dataDir)
@@ -245,6 +249,30 @@ func (t *target) sendRequest(cfs []string, body []byte) func(int) request {
 	return func(i int) request {
 		return request{method: "POST", url: base + cfs[i%len(cfs)], body: body, header: h}
 	}
+}
+
+// testSendRequest sends with the test-mode key to its test recipients.
+func (t *target) testSendRequest(body []byte) func(int) request {
+	h := http.Header{"Ocp-Apim-Subscription-Key": {t.testKey}, "Content-Type": {"application/json"}}
+	base := t.base + "/api/v1/messages/"
+	return func(i int) request {
+		return request{method: "POST", url: base + t.testCFs[i%len(t.testCFs)], body: body, header: h}
+	}
+}
+
+// testServiceCounts reads what the test-mode service has stored: its
+// messages and its committed quota use, over all weeks.
+func (t *target) testServiceCounts() (messages, used int, err error) {
+	r, err := sqlx.Open("sqlite3", "file:"+filepath.Join(t.dataDir, "sportello.db")+"?mode=ro&_busy_timeout=10000")
+	if err != nil {
+		return 0, 0, err
+	}
+	defer r.Close()
+	if err := r.Get(&messages, `SELECT COUNT(*) FROM messages m JOIN services s ON s.id = m.service_id WHERE s.public_id = ?`, demo.TestServiceID); err != nil {
+		return 0, 0, err
+	}
+	err = r.Get(&used, `SELECT COALESCE(SUM(q.used), 0) FROM quota_usage q JOIN services s ON s.id = q.service_id WHERE s.public_id = ?`, demo.TestServiceID)
+	return messages, used, err
 }
 
 func (t *target) profileRequest() func(int) request {
