@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -68,18 +69,19 @@ type Config struct {
 
 // Delivery is the running pipeline.
 type Delivery struct {
-	cfg      Config
-	db       *db.DB
-	log      *slog.Logger
-	mailer   channels.Mailer // nil: mail goes to mail_outbox only
-	push     *channels.Push  // nil: no push
-	kick     chan struct{}
-	nkick    chan struct{}
-	catalog  *i18n.Catalog
-	stmts    *statements
-	stmtOnce sync.Mutex // guards stmts
-	claims   claims     // outbox rows in a batch not yet recorded
-	claimMu  sync.Mutex // one claim at a time
+	cfg          Config
+	db           *db.DB
+	log          *slog.Logger
+	mailer       channels.Mailer // nil: mail goes to mail_outbox only
+	push         *channels.Push  // nil: no push
+	kick         chan struct{}
+	nkick        chan struct{}
+	catalog      *i18n.Catalog
+	stmts        *statements
+	stmtOnce     sync.Mutex    // guards stmts
+	claims       claims        // outbox rows in a batch not yet recorded
+	claimMu      sync.Mutex    // one claim at a time
+	restartDelay time.Duration // wait before a panicked loop runs again
 	// mailPausedUntil backs off queued mail after a temporary SMTP
 	// failure (touched by the notifier goroutine only).
 	mailPausedUntil time.Time
@@ -118,7 +120,8 @@ func New(cfg Config) (*Delivery, error) {
 		}
 		cfg.Catalog = c
 	}
-	d := &Delivery{catalog: cfg.Catalog, cfg: cfg, db: cfg.DB, log: cfg.Logger, kick: make(chan struct{}, 1), nkick: make(chan struct{}, 1)}
+	d := &Delivery{catalog: cfg.Catalog, cfg: cfg, db: cfg.DB, log: cfg.Logger, kick: make(chan struct{}, 1), nkick: make(chan struct{}, 1),
+		restartDelay: 5 * time.Second}
 	if cfg.SMTPURL != "" {
 		s, err := channels.ParseSMTPURL(cfg.SMTPURL, cfg.MailFrom)
 		if err != nil {
@@ -176,7 +179,7 @@ func (d *Delivery) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := f(ctx); err != nil && ctx.Err() == nil {
+			if err := d.supervise(ctx, name, f); err != nil && ctx.Err() == nil {
 				errs <- fmt.Errorf("%s: %w", name, err)
 			}
 		}()
@@ -187,6 +190,32 @@ func (d *Delivery) Run(ctx context.Context) error {
 	wg.Wait()
 	close(errs)
 	return errors.Join(collect(errs)...)
+}
+
+// supervise runs f and, if it panics, logs the panic with its stack and
+// starts it again after restartDelay. A panic in a background loop would
+// otherwise end the whole process — the API and the portal with it — and,
+// when a stored row causes it, again after every restart.
+func (d *Delivery) supervise(ctx context.Context, name string, f func(context.Context) error) error {
+	for {
+		panicked, err := runRecovering(ctx, f)
+		if !panicked {
+			return err
+		}
+		d.log.Error("delivery: background loop panicked; restarting it", "loop", name, "panic", err)
+		if !sleepCtx(ctx, d.restartDelay) {
+			return nil
+		}
+	}
+}
+
+func runRecovering(ctx context.Context, f func(context.Context) error) (panicked bool, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			panicked, err = true, fmt.Errorf("%v\n%s", v, debug.Stack())
+		}
+	}()
+	return false, f(ctx)
 }
 
 func collect(ch chan error) []error {

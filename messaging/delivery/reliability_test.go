@@ -3,6 +3,7 @@ package delivery
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"reflect"
 	"strings"
 	"testing"
@@ -329,5 +330,42 @@ func TestReplayedRejectedMessage(t *testing.T) {
 	}
 	if n := e.count(`SELECT count(*) FROM outbox`); n != 0 {
 		t.Errorf("outbox rows %d", n)
+	}
+}
+
+// A background loop that panics is logged and started again instead of
+// ending the process; its ordinary errors and a shutdown pass through.
+func TestSupervisedLoopRestartsAfterPanic(t *testing.T) {
+	e := newEnv(t)
+	d := e.delivery(Config{})
+	d.restartDelay = time.Millisecond
+	runs := 0
+	err := d.supervise(e.ctx, "test", func(context.Context) error {
+		runs++
+		if runs < 3 {
+			var m map[string]int
+			m["boom"]++ // a nil map write: a real runtime panic
+		}
+		return nil
+	})
+	if err != nil || runs != 3 {
+		t.Fatalf("runs %d, err %v: want the loop restarted twice and then its nil", runs, err)
+	}
+	wantErr := errors.New("disk full")
+	if err := d.supervise(e.ctx, "test", func(context.Context) error { return wantErr }); !errors.Is(err, wantErr) {
+		t.Fatalf("error %v, want %v", err, wantErr)
+	}
+	ctx, cancel := context.WithCancel(e.ctx)
+	d.restartDelay = time.Hour
+	done := make(chan error, 1)
+	go func() { done <- d.supervise(ctx, "test", func(context.Context) error { panic("always") }) }()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("after shutdown: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("supervise did not return after its context ended")
 	}
 }
