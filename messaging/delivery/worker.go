@@ -91,14 +91,15 @@ type claims struct {
 	ids map[string]struct{}
 }
 
-func (c *claims) held() map[string]struct{} {
+// held returns the claimed ids as a JSON list, for sqlClaim to skip.
+func (c *claims) held() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := make(map[string]struct{}, len(c.ids))
+	var ids jsonRows
 	for id := range c.ids {
-		out[id] = struct{}{}
+		ids.add(id)
 	}
-	return out
+	return ids.String()
 }
 
 func (c *claims) take(jobs []job) {
@@ -129,16 +130,9 @@ func (c *claims) release(outs []outcome) {
 func (d *Delivery) claim(ctx context.Context) ([]job, error) {
 	d.claimMu.Lock()
 	defer d.claimMu.Unlock()
-	held := d.claims.held()
-	var rows []job
-	if err := d.db.R.SelectContext(ctx, &rows, sqlClaim, d.now(), d.cfg.BatchSize+len(held)); err != nil {
+	var jobs []job
+	if err := d.db.R.SelectContext(ctx, &jobs, sqlClaim, d.now(), d.claims.held(), d.cfg.BatchSize); err != nil {
 		return nil, fmt.Errorf("claim: %w", err)
-	}
-	jobs := rows[:0]
-	for _, j := range rows {
-		if _, busy := held[j.ID]; !busy && len(jobs) < d.cfg.BatchSize {
-			jobs = append(jobs, j)
-		}
 	}
 	d.claims.take(jobs)
 	return jobs, nil
@@ -164,7 +158,7 @@ func (d *Delivery) claimAndDecide(ctx context.Context) ([]outcome, error) {
 }
 
 // ProcessBatch claims, decides and records one batch and returns its size.
-// Exposed for tests and the benchmark; Run does the same in two stages.
+// Exposed for tests; Run does the same in two stages.
 func (d *Delivery) ProcessBatch(ctx context.Context) (int, error) {
 	outs, err := d.claimAndDecide(ctx)
 	if err != nil || len(outs) == 0 {
