@@ -90,6 +90,14 @@ func (e *env) send(m deliverytest.Message) string {
 	return id
 }
 
+// requeue puts a message back in the outbox, as a replayed batch does.
+func (e *env) requeue(id string) {
+	e.t.Helper()
+	if _, err := e.db.W.ExecContext(e.ctx, `INSERT INTO outbox (message_id, available_at) VALUES (?, ?)`, id, e.clock.Now()); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
 // drain processes batches until the outbox has nothing due.
 func (e *env) drain(d *Delivery) int {
 	e.t.Helper()

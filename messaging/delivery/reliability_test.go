@@ -131,12 +131,7 @@ func TestInboxExactlyOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	// And a third time through the outbox, as after a replayed row.
-	if err := e.db.WriteTx(e.ctx, func(tx *sqlx.Tx) error {
-		_, err := tx.Exec(`INSERT INTO outbox (message_id, available_at) VALUES (?, ?)`, id, e.clock.Now())
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
+	e.requeue(id)
 	e.drain(d)
 	if n := e.count(`SELECT count(*) FROM inbox WHERE message_id = ?`, id); n != 1 {
 		t.Fatalf("inbox rows %d, want 1", n)
@@ -318,12 +313,7 @@ func TestReplayedRejectedMessage(t *testing.T) {
 	svc := e.service("Tributi", deliverytest.ServiceOpts{})
 	id := e.send(deliverytest.Message{Service: svc, FiscalCode: "GGGGGG00A00A000G"}) // no profile
 	e.drain(d)
-	if err := e.db.WriteTx(e.ctx, func(tx *sqlx.Tx) error {
-		_, err := tx.Exec(`INSERT INTO outbox (message_id, available_at) VALUES (?, ?)`, id, e.clock.Now())
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
+	e.requeue(id)
 	e.drain(d)
 	if s, r := e.state(id); s != "REJECTED" || r != "USER_NOT_FOUND" {
 		t.Errorf("state %s/%s, want REJECTED/USER_NOT_FOUND", s, r)
