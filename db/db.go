@@ -35,7 +35,10 @@ type DB struct {
 
 // Open opens (creating if needed) the database file at path and applies
 // pending migrations.
-func Open(ctx context.Context, path string) (*DB, error) {
+func Open(ctx context.Context, path string) (*DB, error) { return openUpTo(ctx, path, "") }
+
+// openUpTo is Open applying migrations only up to version last ("" = all).
+func openUpTo(ctx context.Context, path, last string) (*DB, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
@@ -79,7 +82,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	r.SetMaxIdleConns(n)
 
 	d := &DB{W: w, R: r, Path: path}
-	if err := d.migrate(ctx); err != nil {
+	if err := d.migrateUpTo(ctx, last); err != nil {
 		d.Close()
 		return nil, err
 	}

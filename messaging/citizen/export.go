@@ -72,7 +72,7 @@ func (a *API) export(w http.ResponseWriter, r *http.Request, fc string) {
 	}
 	if err := a.db.R.SelectContext(ctx, &out.Messages, `SELECT m.id, s.public_id, s.name, m.status, m.rejection_reason, m.content,
 		m.created_at, m.processed_at, m.content_deleted_at, i.message_id IS NOT NULL AS in_inbox, i.is_read, i.is_archived
-		FROM messages m JOIN services s ON s.id = m.service_id LEFT JOIN inbox i ON i.message_id = m.id
+		FROM messages m JOIN services s ON s.id = m.service_id LEFT JOIN inbox i ON i.fiscal_code = m.fiscal_code AND i.message_id = m.id
 		WHERE m.id IN (`+messageIDsOf+`) ORDER BY m.id`, fc, fc, fc); err != nil {
 		a.serverError(w, r, err)
 		return

@@ -42,11 +42,10 @@ func (d *Delivery) record(ctx context.Context, outs []outcome) error {
 // (knowing which really entered the inbox) statuses, notices, recipient
 // rows and the outbox deletion, one statement each (statements.go).
 func (d *Delivery) writeOutcomes(ctx context.Context, tx *sqlx.Tx, outs []outcome, now time.Time) error {
-	var delivered, deliveredIDs jsonRows
+	var delivered jsonRows
 	for i := range outs {
 		if o := &outs[i]; o.status == StatusProcessed {
 			delivered.add(o.job.ID, o.job.FiscalCode, o.job.ServiceID)
-			deliveredIDs.add(o.job.ID)
 		}
 	}
 	if delivered.n > 0 {
@@ -58,7 +57,7 @@ func (d *Delivery) writeOutcomes(ctx context.Context, tx *sqlx.Tx, outs []outcom
 		// batch redone after a crash), or a profile went away since the
 		// decision and its message must be rejected instead.
 		if n, _ := res.RowsAffected(); n < int64(delivered.n) {
-			if err := d.rejectNotInInbox(ctx, tx, outs, deliveredIDs.String()); err != nil {
+			if err := d.rejectNotInInbox(ctx, tx, outs, delivered.String()); err != nil {
 				return err
 			}
 		}
@@ -121,9 +120,10 @@ func (d *Delivery) writeOutcomes(ctx context.Context, tx *sqlx.Tx, outs []outcom
 }
 
 // rejectNotInInbox turns the PROCESSED outcomes whose message has no inbox
-// row (the profile went away since the decision) into USER_NOT_FOUND.
-func (d *Delivery) rejectNotInInbox(ctx context.Context, tx *sqlx.Tx, outs []outcome, ids string) error {
-	rows, err := tx.StmtContext(ctx, d.stmts.notInInbox).QueryContext(ctx, ids)
+// row (the profile went away since the decision) into USER_NOT_FOUND;
+// delivered is the JSON given to the inbox statement.
+func (d *Delivery) rejectNotInInbox(ctx context.Context, tx *sqlx.Tx, outs []outcome, delivered string) error {
+	rows, err := tx.StmtContext(ctx, d.stmts.notInInbox).QueryContext(ctx, delivered)
 	if err != nil {
 		return fmt.Errorf("inbox check: %w", err)
 	}

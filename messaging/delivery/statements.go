@@ -35,9 +35,10 @@ const (
 	sqlInbox = `INSERT OR IGNORE INTO inbox (message_id, fiscal_code, service_id, created_at)
 		SELECT j.value->>0, j.value->>1, j.value->>2, ?1 FROM json_each(?2) j
 		WHERE EXISTS (SELECT 1 FROM profiles p WHERE p.fiscal_code = j.value->>1)`
-	// The ids of ?1 (a list of message ids) that have no inbox row.
-	sqlNotInInbox = `SELECT j.value FROM json_each(?1) j
-		WHERE NOT EXISTS (SELECT 1 FROM inbox i WHERE i.message_id = j.value)`
+	// The ids of ?1 ([[message_id, fiscal_code, ...], ...], the rows given
+	// to sqlInbox) that have no inbox row.
+	sqlNotInInbox = `SELECT j.value->>0 FROM json_each(?1) j
+		WHERE NOT EXISTS (SELECT 1 FROM inbox i WHERE i.fiscal_code = j.value->>1 AND i.message_id = j.value->>0)`
 	sqlSetStatus = `UPDATE messages SET status = ?1, rejection_reason = ?2, processed_at = ?3
 		WHERE id IN (SELECT value FROM json_each(?4))`
 	// ?3 is [[message_id, channel], ...].

@@ -210,7 +210,7 @@ func TestSIGKILLDuringLoad(t *testing.T) {
 	}
 	got := map[string]row{}
 	var rows []row
-	if err := d.R.Select(&rows, `SELECT m.id, m.status, (SELECT count(*) FROM inbox i WHERE i.message_id = m.id) AS inbox FROM messages m`); err != nil {
+	if err := d.R.Select(&rows, `SELECT m.id, m.status, (SELECT count(*) FROM inbox i WHERE i.fiscal_code = m.fiscal_code AND i.message_id = m.id) AS inbox FROM messages m`); err != nil {
 		t.Fatal(err)
 	}
 	for _, r := range rows {

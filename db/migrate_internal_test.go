@@ -1,0 +1,73 @@
+package db
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+)
+
+// An upgrade keeps every inbox row, with its read and archived flags, when
+// migration 0025 rebuilds the inbox in citizen order, and the rebuilt
+// table still refuses a second row for a message.
+func TestInboxByCitizenMigrationKeepsRows(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "s.db")
+	old, err := openUpTo(ctx, path, "0024_outbox_without_lease")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`INSERT INTO institutions (id, name, fiscal_code, pec, created_at) VALUES (1, 'Comune', '01234567890', 'c@pec.it', '2026-01-01')`,
+		`INSERT INTO services (id, public_id, institution_id, name, created_at) VALUES (1, 'svc1', 1, 'TARI', '2026-01-01')`,
+		`INSERT INTO messages (id, service_id, institution_id, fiscal_code, mode, content, time_to_live, created_at, status)
+			VALUES ('m1', 1, 1, 'RSSMRA85T10A562S', 'live', '{}', 3600, '2026-01-01', 'PROCESSED'),
+			       ('m2', 1, 1, 'RSSMRA85T10A562S', 'live', '{}', 3600, '2026-01-02', 'PROCESSED'),
+			       ('m3', 1, 1, 'BNCNNA90A41H501T', 'live', '{}', 3600, '2026-01-03', 'PROCESSED')`,
+		`INSERT INTO inbox (message_id, fiscal_code, service_id, created_at, is_read, is_archived)
+			VALUES ('m1', 'RSSMRA85T10A562S', 1, '2026-01-01', 1, 0),
+			       ('m2', 'RSSMRA85T10A562S', 1, '2026-01-02', 0, 1),
+			       ('m3', 'BNCNNA90A41H501T', 1, '2026-01-03', 0, 0)`,
+	} {
+		if _, err := old.W.Exec(q); err != nil {
+			t.Fatalf("fixture: %v", err)
+		}
+	}
+	old.Close()
+
+	d, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	type row struct {
+		FiscalCode string `db:"fiscal_code"`
+		MessageID  string `db:"message_id"`
+		Read       bool   `db:"is_read"`
+		Archived   bool   `db:"is_archived"`
+	}
+	var rows []row
+	if err := d.R.Select(&rows, `SELECT fiscal_code, message_id, is_read, is_archived FROM inbox`); err != nil {
+		t.Fatal(err)
+	}
+	want := []row{ // in key order: citizen first
+		{"BNCNNA90A41H501T", "m3", false, false},
+		{"RSSMRA85T10A562S", "m1", true, false},
+		{"RSSMRA85T10A562S", "m2", false, true},
+	}
+	if len(rows) != len(want) {
+		t.Fatalf("inbox after upgrade = %+v, want %+v", rows, want)
+	}
+	for i := range want {
+		if rows[i] != want[i] {
+			t.Fatalf("inbox row %d = %+v, want %+v", i, rows[i], want[i])
+		}
+	}
+	var idx int
+	_ = d.R.Get(&idx, `SELECT count(*) FROM sqlite_schema WHERE name = 'inbox_citizen'`)
+	if idx != 0 {
+		t.Fatal("inbox_citizen index still there: the primary key replaces it")
+	}
+	if _, err := d.W.Exec(`INSERT INTO inbox (message_id, fiscal_code, service_id, created_at) VALUES ('m1', 'RSSMRA85T10A562S', 1, '2026-01-05')`); err == nil {
+		t.Fatal("a second inbox row for m1 was accepted")
+	}
+}
