@@ -20,7 +20,7 @@ type meter struct {
 
 type usageKey struct {
 	serviceID int64
-	day       int64 // days since 1970-01-01 UTC, formatted only at flush
+	day       int64 // the Italian calendar day (romeDay), formatted only at flush
 	mode      string
 	outcome   string
 }
@@ -44,13 +44,22 @@ func outcome(status int) string {
 }
 
 func (m *meter) record(p *principal, status int, now time.Time) {
-	k := usageKey{serviceID: p.svc.id, day: now.Unix() / 86400, mode: string(p.mode), outcome: outcome(status)}
+	k := usageKey{serviceID: p.svc.id, day: romeDay(now), mode: string(p.mode), outcome: outcome(status)}
 	m.mu.Lock()
 	m.usage[k]++
 	if now.After(m.lastUsed[p.keyID]) {
 		m.lastUsed[p.keyID] = now
 	}
 	m.mu.Unlock()
+}
+
+// romeDay is t's calendar day in Italy, as days since 1970-01-01: usage
+// is counted per Italian day, as the weekly quota is per Italian week, so
+// a request at 00:30 on a Monday counts on Monday's bar, in the week it
+// used quota of (in UTC it was still Sunday).
+func romeDay(t time.Time) int64 {
+	y, m, d := t.In(rome).Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC).Unix() / 86400
 }
 
 func (m *meter) take() (map[usageKey]int64, map[int64]time.Time) {

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"sportello/gateway"
 )
 
 func TestValidationRulesAnswerWithFieldDetails(t *testing.T) {
@@ -326,4 +328,25 @@ func TestUsageAndLastUsedAreWrittenInBatches(t *testing.T) {
 		t.Fatalf("openapi: %d", r.StatusCode)
 	}
 	_ = http.StatusOK
+}
+
+// Usage is counted per Italian calendar day, like the weekly quota: at
+// 00:30 on a Monday in Rome (23:30 UTC on Sunday) a request counts on
+// Monday, the day whose quota week it used.
+func TestUsageDayIsTheItalianDay(t *testing.T) {
+	e := newEnv(t)
+	id, testKey, _ := e.service(svcOpts{approved: true})
+	e.clock.Set(time.Date(2026, 11, 29, 23, 30, 0, 0, time.UTC)) // Monday 30 November, 00:30 in Rome
+	if r := e.do("POST", "/api/v1/messages/AAAAAA00A00A000A", testKey, msg("Promemoria TARI")); r.StatusCode != 201 {
+		t.Fatalf("send: %d %s", r.StatusCode, r.body)
+	}
+	e.restart() // flushes the meter
+	var days []string
+	_ = e.d.R.Select(&days, `SELECT day FROM usage_daily WHERE service_id = ?`, id)
+	if len(days) != 1 || days[0] != "2026-11-30" {
+		t.Fatalf("usage days %v, want [2026-11-30]", days)
+	}
+	if week, _ := gateway.WeekOf(e.clock.Now()); week != "2026-11-30" {
+		t.Fatalf("quota week %s: the day and the week disagree", week)
+	}
 }

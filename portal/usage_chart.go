@@ -45,7 +45,9 @@ func (d usageDay) Total() int64 { return d.Accepted + d.ClientError + d.Throttle
 const chartDays = 30
 
 func (a *App) usageChart(ctx context.Context, serviceID int64, now time.Time) (*usageChart, error) {
-	today := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
+	// usage_daily counts Italian calendar days (gateway, meter.go).
+	y, m, d := now.In(rome).Date()
+	today := time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
 	first := today.AddDate(0, 0, -(chartDays - 1))
 	var rows []struct {
 		Day     string `db:"day"`
