@@ -1,6 +1,7 @@
 package portal
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -182,5 +183,24 @@ func TestAPIDocsPageIsPublic(t *testing.T) {
 	}
 	if strings.Contains(r.Body, "%!") {
 		t.Fatal("a text lacks its arguments")
+	}
+}
+
+// The chart's days are Italian days, as the gateway counts them: at 00:30
+// on Monday in Rome (Sunday 23:30 UTC) Monday is today, the last bar.
+func TestUsageChartEndsOnTheItalianToday(t *testing.T) {
+	e := newTestEnv(t)
+	admin, inst := e.registerInst(5, "admin@comune5.example.it")
+	sid := e.createService(admin, inst, "Tributi")
+	var svcID int64
+	_ = e.DB.R.Get(&svcID, `SELECT id FROM services WHERE public_id = ?`, sid)
+	e.DB.W.MustExec(`INSERT INTO usage_daily (service_id, day, mode, outcome, count) VALUES (?, '2026-11-30', 'test', 'accepted', 7)`, svcID)
+	c, err := e.App.usageChart(context.Background(), svcID, time.Date(2026, 11, 29, 23, 30, 0, 0, time.UTC))
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := c.Days[len(c.Days)-1]
+	if got := last.Day.Format("2006-01-02"); got != "2026-11-30" || last.Accepted != 7 || c.Total != 7 {
+		t.Fatalf("last day %s with %d accepted (total %d), want 2026-11-30 with 7", got, last.Accepted, c.Total)
 	}
 }
