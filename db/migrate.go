@@ -15,12 +15,10 @@ import (
 //go:embed migrations/*.sql
 var migrationFS embed.FS
 
-// migrate applies, in file-name order, every embedded migration not yet
-// recorded in schema_migrations, each in its own transaction.
-func (d *DB) migrate(ctx context.Context) error { return d.migrateUpTo(ctx, "") }
-
-// migrateUpTo is migrate stopping after version last ("" = all); tests
-// use it to build a database as an older release left it.
+// migrateUpTo applies, in file-name order, every embedded migration not
+// yet recorded in schema_migrations, each in its own transaction, and
+// stops after version last ("" = all; tests use a version to build a
+// database as an older release left it).
 func (d *DB) migrateUpTo(ctx context.Context, last string) error {
 	if _, err := d.W.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version TEXT PRIMARY KEY,

@@ -20,7 +20,7 @@ type meter struct {
 
 type usageKey struct {
 	serviceID int64
-	day       int64 // the Italian calendar day (romeDay), formatted only at flush
+	day       int64 // UsageDay as days since 1970-01-01, formatted only at flush
 	mode      string
 	outcome   string
 }
@@ -44,7 +44,7 @@ func outcome(status int) string {
 }
 
 func (m *meter) record(p *principal, status int, now time.Time) {
-	k := usageKey{serviceID: p.svc.id, day: romeDay(now), mode: string(p.mode), outcome: outcome(status)}
+	k := usageKey{serviceID: p.svc.id, day: UsageDay(now).Unix() / 86400, mode: string(p.mode), outcome: outcome(status)}
 	m.mu.Lock()
 	m.usage[k]++
 	if now.After(m.lastUsed[p.keyID]) {
@@ -53,13 +53,15 @@ func (m *meter) record(p *principal, status int, now time.Time) {
 	m.mu.Unlock()
 }
 
-// romeDay is t's calendar day in Italy, as days since 1970-01-01: usage
-// is counted per Italian day, as the weekly quota is per Italian week, so
-// a request at 00:30 on a Monday counts on Monday's bar, in the week it
-// used quota of (in UTC it was still Sunday).
-func romeDay(t time.Time) int64 {
+// UsageDay is the day a request at t counts on in usage_daily: its
+// calendar date in Italy (as midnight UTC of that date, so it formats and
+// adds days without zones). The weekly quota is per Italian week too, so
+// a request at 00:30 on a Monday counts on Monday's bar, in the week whose
+// quota it used (in UTC it was still Sunday). The portal's chart uses it
+// to find today.
+func UsageDay(t time.Time) time.Time {
 	y, m, d := t.In(rome).Date()
-	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC).Unix() / 86400
+	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
 }
 
 func (m *meter) take() (map[usageKey]int64, map[int64]time.Time) {

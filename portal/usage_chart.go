@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"sportello/gateway"
 )
 
 // usageChart is the 30-day request chart of the keys page: stacked bars
@@ -45,9 +47,7 @@ func (d usageDay) Total() int64 { return d.Accepted + d.ClientError + d.Throttle
 const chartDays = 30
 
 func (a *App) usageChart(ctx context.Context, serviceID int64, now time.Time) (*usageChart, error) {
-	// usage_daily counts Italian calendar days (gateway, meter.go).
-	y, m, d := now.In(rome).Date()
-	today := time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+	today := gateway.UsageDay(now)
 	first := today.AddDate(0, 0, -(chartDays - 1))
 	var rows []struct {
 		Day     string `db:"day"`
