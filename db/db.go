@@ -153,6 +153,15 @@ func runTx(ctx context.Context, b txBeginner, fn func(tx *sqlx.Tx) error) error 
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
+	// A panic in fn (a bug; net/http and the supervised loops recover
+	// it) must not leave the transaction open: it would hold the only
+	// writer connection, and every later write would wait forever.
+	defer func() {
+		if v := recover(); v != nil {
+			_ = tx.Rollback()
+			panic(v)
+		}
+	}()
 	if err := fn(tx); err != nil {
 		_ = tx.Rollback()
 		return err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/jmoiron/sqlx"
 
@@ -132,4 +133,56 @@ func TestWriteTxNoSyncRestoresFullSync(t *testing.T) {
 	if err := d.R.Select(&vals, `SELECT v FROM t`); err != nil || len(vals) != 1 || vals[0] != 1 {
 		t.Fatalf("rows %v (%v): want only the committed 1", vals, err)
 	}
+}
+
+// A panic inside a write transaction (a bug in a handler, which net/http
+// recovers, or in a supervised loop) must not leave the transaction open:
+// the writer is one connection, and every later write would wait for it
+// forever. Both ways in are checked: WriteTx and WriteTxNoSync.
+func TestPanicInsideAWriteTransactionReleasesTheWriter(t *testing.T) {
+	ctx := context.Background()
+	d, err := db.Open(ctx, filepath.Join(t.TempDir(), "s.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Closed at the end, not deferred: after a failure Close would wait
+	// for the stuck writer too and hide the message.
+	d.W.MustExec(`CREATE TABLE t (v TEXT)`)
+	for name, write := range map[string]func(context.Context, func(*sqlx.Tx) error) error{
+		"WriteTx": d.WriteTx, "WriteTxNoSync": d.WriteTxNoSync,
+	} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Fatalf("%s: the panic did not reach the caller", name)
+				}
+			}()
+			_ = write(ctx, func(tx *sqlx.Tx) error {
+				tx.MustExec(`INSERT INTO t VALUES ('lost')`)
+				panic("bug")
+			})
+		}()
+		done := make(chan error, 1)
+		go func() {
+			done <- d.WriteTx(ctx, func(tx *sqlx.Tx) error { _, err := tx.Exec(`INSERT INTO t VALUES ('kept')`); return err })
+		}()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("%s: next write: %v", name, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: the next write still waits after 10 s: the panicked transaction holds the writer", name)
+		}
+	}
+	var lost, kept, sync int
+	_ = d.R.Get(&lost, `SELECT COUNT(*) FROM t WHERE v = 'lost'`)
+	_ = d.R.Get(&kept, `SELECT COUNT(*) FROM t WHERE v = 'kept'`)
+	if lost != 0 || kept != 2 {
+		t.Fatalf("rows of the panicked transactions %d (want 0), later writes %d (want 2)", lost, kept)
+	}
+	if err := d.W.Get(&sync, `PRAGMA synchronous`); err != nil || sync != 2 {
+		t.Fatalf("synchronous = %d (%v) after a panic in WriteTxNoSync, want 2 (FULL)", sync, err)
+	}
+	d.Close()
 }
