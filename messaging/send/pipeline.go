@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
 
 	"github.com/jmoiron/sqlx"
@@ -255,7 +256,7 @@ func (p *Pipeline) run(batch []*pipeReq) {
 			failed := -1
 			var opErr error
 			for i, r := range pending {
-				if err := r.op(t); err != nil {
+				if err := runOp(r.op, t); err != nil {
 					failed, opErr = i, err
 					break
 				}
@@ -326,6 +327,19 @@ func (p *Pipeline) syncWAL() error {
 		err = cerr
 	}
 	return err
+}
+
+// runOp runs one operation and turns a panic in it into its error: the
+// batch is then rolled back and retried without it, like any failed
+// operation, instead of the panic ending the process with every other
+// caller's send in the same transaction.
+func runOp(op Op, t *Tx) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("send: operation panicked: %v\n%s", v, debug.Stack())
+		}
+	}()
+	return op(t)
 }
 
 func answerAll(rs []*pipeReq, err error) {

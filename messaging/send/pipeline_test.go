@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -105,5 +106,68 @@ func TestIDFloorBoundsIDsOfThatMoment(t *testing.T) {
 		if id := NewID(at.Add(-time.Millisecond)); id >= floor {
 			t.Fatalf("id %s of the millisecond before is not below the floor %s", id, floor)
 		}
+	}
+}
+
+// A panic inside one caller's operation must not end the process or take
+// the batch's other sends with it: that caller gets an error, its partial
+// writes are rolled back, and the others commit.
+func TestPipelineTurnsAPanickingOperationIntoItsError(t *testing.T) {
+	ctx := context.Background()
+	d, err := db.Open(ctx, filepath.Join(t.TempDir(), "p.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	d.W.MustExec(`CREATE TABLE t (v TEXT NOT NULL)`)
+	p, err := NewPipeline(d, 64, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	var wg sync.WaitGroup
+	errs := make([]error, 200)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = p.Do(ctx, func(tx *Tx) error {
+				if _, err := tx.Exec(`INSERT INTO t (v) VALUES (?)`, fmt.Sprint("v", i)); err != nil {
+					return err
+				}
+				if i == 42 {
+					var m map[string]int
+					m["boom"]++ // a bug in an operation: nil map write
+				}
+				return nil
+			})
+		}()
+	}
+	finished := make(chan struct{})
+	go func() { wg.Wait(); close(finished) }()
+	select {
+	case <-finished:
+	case <-time.After(20 * time.Second):
+		// Without the recovery the panic unwinds through NoSyncConn, whose
+		// deferred PRAGMA waits for the open transaction's connection: the
+		// writer hangs and every send with it.
+		t.Fatal("sends still waiting after 20 s: the writer hangs")
+	}
+	for i, err := range errs {
+		if i == 42 {
+			if err == nil || !strings.Contains(err.Error(), "panicked") {
+				t.Fatalf("panicking operation: err = %v, want a panic error", err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("operation %d: %v", i, err)
+		}
+	}
+	var n, bad int
+	_ = d.R.Get(&n, `SELECT COUNT(*) FROM t`)
+	_ = d.R.Get(&bad, `SELECT COUNT(*) FROM t WHERE v = 'v42'`)
+	if n != 199 || bad != 0 {
+		t.Fatalf("%d rows (want 199), %d of the panicking operation (want 0)", n, bad)
 	}
 }
