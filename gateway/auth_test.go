@@ -2,7 +2,10 @@ package gateway_test
 
 import (
 	"context"
+	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -242,5 +245,44 @@ func TestUnauthenticatedRequestsAreLimitedPerClient(t *testing.T) {
 	e.clock.Advance(2 * time.Second)
 	if r := e.do("GET", path, bad, nil, "X-Forwarded-For", "198.51.100.7"); r.StatusCode != 401 {
 		t.Fatalf("after 2 s: %d, want 401 again", r.StatusCode)
+	}
+}
+
+// A handler that panics (a bug) answers 500 problem+json instead of
+// dropping the connection, is metered as a server error, and its log line
+// holds neither the path nor the fiscal code.
+func TestAPanickingHandlerAnswersAProblemAndIsMetered(t *testing.T) {
+	var logs strings.Builder
+	e := newEnv(t, func(c *gateway.Config) { c.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })
+	id, _, liveKey := e.service(svcOpts{approved: true})
+	mux := http.NewServeMux()
+	mux.Handle("POST /api/v1/messages/{fiscal_code}", e.g.PanicAfterAuth())
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	req, _ := http.NewRequest("POST", srv.URL+"/api/v1/messages/"+mario, strings.NewReader(`{}`))
+	req.Header.Set("Ocp-Apim-Subscription-Key", liveKey)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("request failed instead of answering 500: %v", err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	p := resp{res, b}.problem(t)
+	if res.StatusCode != 500 || !strings.HasSuffix(p.Type, "internal") {
+		t.Fatalf("status %d type %q, want 500 internal", res.StatusCode, p.Type)
+	}
+	if res.Header.Get("RateLimit-Policy") == "" {
+		t.Error("the 500 lacks the rate-limit headers every response carries")
+	}
+	e.stop() // writes the usage counts
+	if n := e.count(`SELECT COALESCE(SUM(count), 0) FROM usage_daily WHERE service_id = ? AND outcome = 'server_error'`, id); n != 1 {
+		t.Errorf("%d server errors metered, want 1", n)
+	}
+	out := logs.String()
+	if !strings.Contains(out, "handler panicked") || !strings.Contains(out, "{fiscal_code}") {
+		t.Errorf("log lacks the panic or the route:\n%s", out)
+	}
+	if strings.Contains(out, mario) {
+		t.Errorf("log holds the request's fiscal code:\n%s", out)
 	}
 }

@@ -1,7 +1,9 @@
 package gateway
 
 import (
+	"fmt"
 	"net/http"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -70,7 +72,12 @@ func (g *Gateway) authed(h func(http.ResponseWriter, *http.Request, *call)) http
 			return
 		}
 		c := &call{p: p, now: g.now()}
-		defer func() { g.meter.record(p, c.status, c.now) }()
+		defer func() {
+			if v := recover(); v != nil {
+				g.recovered(w, r, c, v)
+			}
+			g.meter.record(p, c.status, c.now)
+		}()
 		switch {
 		case p.svc.suspended:
 			g.problem(w, r, c, http.StatusForbidden, "suspended", nil)
@@ -104,6 +111,19 @@ func (g *Gateway) authed(h func(http.ResponseWriter, *http.Request, *call)) http
 		}
 		h(w, r, c)
 	})
+}
+
+// recovered answers a request whose handler panicked (a bug) with a 500
+// problem, as integrators expect from every error, instead of net/http's
+// dropped connection, and meters it as a server error. The log names the
+// route pattern, not the path: paths hold fiscal codes.
+func (g *Gateway) recovered(w http.ResponseWriter, r *http.Request, c *call, v any) {
+	if v == http.ErrAbortHandler {
+		panic(v)
+	}
+	g.log.Error("gateway: handler panicked", "route", r.Pattern, "service", c.p.svc.id,
+		"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+	g.problem(w, r, c, http.StatusInternalServerError, "internal", nil)
 }
 
 // recipientAllowed enforces test mode: only the service's authorized

@@ -47,25 +47,18 @@ func (g *Gateway) startCheckpointer(ctx context.Context) error {
 	g.ckpt = c
 	go func() {
 		defer close(c.done)
-		t := time.NewTicker(c.every)
-		defer t.Stop()
-		for {
-			select {
-			case <-c.stop:
+		everyTick(g.log, "checkpoint", c.every, c.stop, func() {
+			var busy, logPages, done int
+			if err := conn.QueryRow(`PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &logPages, &done); err != nil {
+				g.log.Warn("gateway: checkpoint", "err", err)
 				return
-			case <-t.C:
-				var busy, logPages, done int
-				if err := conn.QueryRow(`PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &logPages, &done); err != nil {
+			}
+			if logPages > walLimit {
+				if err := conn.QueryRow(`PRAGMA wal_checkpoint(RESTART)`).Scan(&busy, &logPages, &done); err != nil {
 					g.log.Warn("gateway: checkpoint", "err", err)
-					continue
-				}
-				if logPages > walLimit {
-					if err := conn.QueryRow(`PRAGMA wal_checkpoint(RESTART)`).Scan(&busy, &logPages, &done); err != nil {
-						g.log.Warn("gateway: checkpoint", "err", err)
-					}
 				}
 			}
-		}
+		})
 	}()
 	return nil
 }

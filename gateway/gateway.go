@@ -172,18 +172,11 @@ func (g *Gateway) Close(ctx context.Context) error {
 
 func (g *Gateway) flushLoop() {
 	defer close(g.done)
-	t := time.NewTicker(g.cfg.FlushEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-g.stop:
-			return
-		case <-t.C:
-			if err := g.flush(context.Background()); err != nil {
-				g.log.Error("gateway: flush usage", "err", err)
-			}
+	everyTick(g.log, "usage flush", g.cfg.FlushEvery, g.stop, func() {
+		if err := g.flush(context.Background()); err != nil {
+			g.log.Error("gateway: flush usage", "err", err)
 		}
-	}
+	})
 }
 
 func (g *Gateway) routes() http.Handler {

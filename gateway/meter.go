@@ -93,6 +93,14 @@ func (g *Gateway) flush(ctx context.Context) error {
 	if len(u) == 0 && len(l) == 0 {
 		return nil
 	}
+	// Until the write commits the counts exist only here: a failed write,
+	// and a panic too, gives them back for the next flush.
+	written := false
+	defer func() {
+		if !written {
+			g.meter.putBack(u, l)
+		}
+	}()
 	err := g.gc.Do(ctx, func(tx *send.Tx) error {
 		for k, n := range u {
 			if _, err := tx.Exec(`INSERT INTO usage_daily (service_id, day, mode, outcome, count) VALUES (?, ?, ?, ?, ?)
@@ -110,8 +118,8 @@ func (g *Gateway) flush(ctx context.Context) error {
 		return nil
 	})
 	if err != nil {
-		g.meter.putBack(u, l)
 		return fmt.Errorf("gateway: write usage: %w", err)
 	}
+	written = true
 	return nil
 }
