@@ -598,3 +598,22 @@ func TestExportUsesIndexes(t *testing.T) {
 		t.Fatalf("export plan:\n%s", plan)
 	}
 }
+
+// A handler that panics (a bug) answers a 500 problem instead of dropping
+// the connection, and the API goes on serving.
+func TestAPanickingHandlerAnswersAProblem(t *testing.T) {
+	e := newEnv(t)
+	e.api.mux.Handle("GET /citizen/v1/boom", e.api.authed(func(http.ResponseWriter, *http.Request, string) {
+		panic("a bug in a handler")
+	}))
+	var p struct {
+		Type   string `json:"type"`
+		Status int    `json:"status"`
+	}
+	if code := e.call(person(1), "GET", "/citizen/v1/boom", nil, &p); code != 500 || p.Status != 500 || !strings.HasSuffix(p.Type, "/internal") {
+		t.Fatalf("status %d, problem %+v; want a 500 internal problem", code, p)
+	}
+	if code := e.call(person(1), "GET", "/citizen/v1/services", nil, nil); code != 200 {
+		t.Fatalf("next request: status %d", code)
+	}
+}

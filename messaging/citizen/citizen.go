@@ -11,6 +11,7 @@ import (
 	"html/template"
 	"log/slog"
 	"net/http"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -79,8 +80,24 @@ func New(cfg Config) (*API, error) {
 	return a, nil
 }
 
-// Handler serves everything under /citizen/.
-func (a *API) Handler() http.Handler { return a.mux }
+// Handler serves everything under /citizen/. A handler that panics (a
+// bug) gets a 500 problem, not net/http's dropped connection, and a log
+// line with its stack.
+func (a *API) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				a.log.Error("citizen api: handler panicked", "method", r.Method, "route", r.Pattern,
+					"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+				a.problem(w, r, http.StatusInternalServerError, "citizen.error.internal")
+			}
+		}()
+		a.mux.ServeHTTP(w, r)
+	})
+}
 
 func (a *API) now() time.Time { return a.cfg.Now().UTC() }
 
