@@ -153,12 +153,24 @@ func TestKeysPageQuotaAndUsageChart(t *testing.T) {
 	page := admin.get(fmt.Sprintf("/i/%d/services/%s/keys", inst, sid))
 	mustContain(t, page, "37 richieste usate su 1000", `<progress max="1000" value="37"`,
 		"51 richieste in 30 giorni, al massimo 47 in un giorno", `class="bar-ok"`, `class="bar-error"`, `class="bar-pending"`,
-		"<td>42</td><td>5</td><td>0</td><td>0</td><td>47</td>", "<td>0</td><td>0</td><td>4</td><td>0</td><td>4</td>")
+		"<td>42</td><td>5</td><td>0</td><td>0</td><td>47</td>", "<td>0</td><td>0</td><td>4</td><td>0</td><td>4</td>",
+		"<title>"+now.UTC().Format("02/01")+" · Accettate: 42</title>")
 	if strings.Contains(page.Body, "5000") {
 		t.Fatal("usage older than 30 days shown")
 	}
 	if c := strings.Count(page.Body, "<rect "); c != 3 {
 		t.Fatalf("%d bars, want 3 (accepted and client errors today, throttled three days ago)", c)
+	}
+	if strings.Contains(page.Body, "legend-server") {
+		t.Fatal("server errors in the legend of a month without any")
+	}
+	// Server errors are drawn as a bar of their own and named in the legend.
+	e.DB.W.MustExec(`INSERT INTO usage_daily (service_id, day, mode, outcome, count) VALUES (?, ?, 'live', 'server_error', 2)`, svcID, today)
+	page = admin.get(fmt.Sprintf("/i/%d/services/%s/keys", inst, sid))
+	mustContain(t, page, `class="bar-server"`, `class="legend-server"`, "Errori del sistema: 2</title>",
+		"53 richieste in 30 giorni, al massimo 49 in un giorno", "<td>42</td><td>5</td><td>0</td><td>2</td><td>49</td>")
+	if c := strings.Count(page.Body, "<rect "); c != 4 {
+		t.Fatalf("%d bars, want 4 with today's server errors", c)
 	}
 	// Another institution's service: not found (no IDOR).
 	other, inst2 := e.registerInst(4, "admin@comune4.example.it")

@@ -22,12 +22,17 @@ type usageChart struct {
 	Days          []usageDay
 	Total         int64
 	Max           int64
+	ServerErrors  int64 // over the 30 days: the legend lists them only then
 }
 
 type chartBar struct {
 	X, Y, W, H float64
 	Class      string
-	Label      string // the bar's figure, for the <title> tooltip
+	// The tooltip (<title>): day, outcome (a catalog key, translated by
+	// the template) and figure.
+	Day     string
+	Outcome string
+	N       int64
 }
 
 type chartTick struct {
@@ -85,6 +90,7 @@ func (a *App) usageChart(ctx context.Context, serviceID int64, now time.Time) (*
 	for _, d := range c.Days {
 		c.Total += d.Total()
 		c.Max = max(c.Max, d.Total())
+		c.ServerErrors += d.ServerErr
 	}
 	scaleMax := niceCeil(c.Max)
 	plotH := c.PlotBottom - c.PlotTop
@@ -93,20 +99,21 @@ func (a *App) usageChart(ctx context.Context, serviceID int64, now time.Time) (*
 	for i, d := range c.Days {
 		x := c.PlotLeft + float64(i)*slot + (slot-barW)/2
 		y := c.PlotBottom
-		// Server errors are not drawn: they are rare, would need a fourth
-		// colour, and the table lists them.
+		// Server errors are drawn too, on top: they are rare, and a day on
+		// which Sportello failed an integrator is what they look for.
 		for _, part := range []struct {
 			n     int64
 			class string
 			key   string
-		}{{d.Accepted, "bar-ok", "accepted"}, {d.ClientError, "bar-error", "client_error"}, {d.Throttled, "bar-pending", "throttled"}} {
+		}{{d.Accepted, "bar-ok", "accepted"}, {d.ClientError, "bar-error", "client_error"}, {d.Throttled, "bar-pending", "throttled"},
+			{d.ServerErr, "bar-server", "server_error"}} {
 			if part.n == 0 {
 				continue
 			}
 			h := float64(part.n) / float64(scaleMax) * plotH
 			y -= h
 			c.Bars = append(c.Bars, chartBar{X: round1(x), Y: round1(y), W: round1(barW), H: round1(h), Class: part.class,
-				Label: fmt.Sprintf("%s %s: %d", d.Day.Format("02/01"), part.key, part.n)})
+				Day: d.Day.Format("02/01"), Outcome: "keys.outcome." + part.key, N: part.n})
 		}
 		if i%7 == 2 || i == chartDays-1 {
 			c.Ticks = append(c.Ticks, chartTick{X: round1(x + barW/2), Y: c.PlotBottom + 18, Label: d.Day.Format("02/01")})
