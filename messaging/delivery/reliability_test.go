@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"reflect"
 	"strings"
 	"testing"
@@ -357,5 +358,44 @@ func TestSupervisedLoopRestartsAfterPanic(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("supervise did not return after its context ended")
+	}
+}
+
+// The recorder runs outside supervise: a panic while recording a batch is
+// a failed write (logged, the claims released so the rows are retried),
+// and the next batch is still recorded.
+func TestRecorderSurvivesAPanickingBatch(t *testing.T) {
+	e := newEnv(t)
+	var logs strings.Builder
+	d := e.delivery(Config{})
+	d.log = slog.New(slog.NewTextHandler(&logs, nil))
+	first := []outcome{{job: job{ID: "m1"}}, {job: job{ID: "m2"}}}
+	second := []outcome{{job: job{ID: "m3"}}}
+	d.claims.take([]job{first[0].job, first[1].job, second[0].job})
+	batches := make(chan []outcome, 2)
+	batches <- first
+	batches <- second
+	close(batches)
+	var recorded []string
+	ctx, cancel := context.WithCancel(e.ctx)
+	cancel() // skips the back-off after the failed batch; recording goes on regardless
+	d.recorder(ctx, batches, func(_ context.Context, outs []outcome) error {
+		if outs[0].job.ID == "m1" {
+			var m map[string]int
+			m["boom"]++ // a nil map write: a real runtime panic
+		}
+		for _, o := range outs {
+			recorded = append(recorded, o.job.ID)
+		}
+		return nil
+	})
+	if len(recorded) != 1 || recorded[0] != "m3" {
+		t.Fatalf("recorded %v, want the second batch [m3]", recorded)
+	}
+	if held := d.claims.held(); held != "[]" {
+		t.Fatalf("claims still held after the batches: %s", held)
+	}
+	if out := logs.String(); !strings.Contains(out, "panicked") || !strings.Contains(out, "nil map") {
+		t.Fatalf("the panic is not logged:\n%s", out)
 	}
 }

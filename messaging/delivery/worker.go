@@ -33,16 +33,7 @@ func (d *Delivery) loop(ctx context.Context) error {
 	recorded := make(chan struct{})
 	go func() {
 		defer close(recorded)
-		for outs := range toRecord {
-			// Once claimed, finish the batch even if shutdown starts: the
-			// write is short, and a finished batch spares the next run work.
-			err := d.record(context.WithoutCancel(ctx), outs)
-			d.claims.release(outs)
-			if err != nil {
-				d.log.Error("delivery: record batch", "err", err)
-				d.sleep(ctx, time.Second) // and the next batch waits: back off
-			}
-		}
+		d.recorder(ctx, toRecord, d.record)
 	}()
 	defer func() {
 		close(toRecord)
@@ -74,6 +65,27 @@ func (d *Delivery) loop(ctx context.Context) error {
 		}
 		if len(outs) < d.cfg.BatchSize && !d.sleep(ctx, d.cfg.BatchPause) {
 			return nil
+		}
+	}
+}
+
+// recorder writes the batches the loop hands over until the channel
+// closes. It runs in a goroutine of its own, outside supervise, so a panic
+// in record is caught here and treated as a failed write: the batch's
+// claims are released (its rows stay in the outbox for the next pass),
+// the loop backs off, and the process goes on.
+func (d *Delivery) recorder(ctx context.Context, batches <-chan []outcome, record func(context.Context, []outcome) error) {
+	for outs := range batches {
+		// Once claimed, finish the batch even if shutdown starts: the
+		// write is short, and a finished batch spares the next run work.
+		panicked, err := runRecovering(context.WithoutCancel(ctx), func(ctx context.Context) error { return record(ctx, outs) })
+		d.claims.release(outs)
+		if err != nil {
+			if panicked {
+				err = fmt.Errorf("panicked: %w", err)
+			}
+			d.log.Error("delivery: record batch", "err", err)
+			d.sleep(ctx, time.Second) // and the next batch waits: back off
 		}
 	}
 }
