@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -355,5 +356,45 @@ func TestQueuedMailThroughSMTP(t *testing.T) {
 	}
 	if n, _ := d.SendQueuedMail(e.ctx); n != 0 {
 		t.Fatal("sent twice")
+	}
+}
+
+// panickingMailer panics on its first Send and then accepts.
+type panickingMailer struct{ calls atomic.Int32 }
+
+func (m *panickingMailer) Send(context.Context, channels.Mail) error {
+	if m.calls.Add(1) == 1 {
+		var p *channels.Mail
+		_ = p.To // a nil dereference: a real runtime panic
+	}
+	return nil
+}
+
+// A channel that panics fails that one try (THROTTLED, retried after the
+// back-off) instead of ending the process; the next try is sent.
+func TestPanickingChannelIsARetriedFailure(t *testing.T) {
+	e := newEnv(t)
+	d := e.delivery(Config{RetryBase: time.Minute})
+	m := &panickingMailer{}
+	d.SetMailer(m)
+	svc := e.service("Tributi", deliverytest.ServiceOpts{})
+	fc := "GGGGGG00A00A000G"
+	p := deliverytest.DefaultProfile(fc)
+	p.Email = "mario.rossi@example.it"
+	e.profile(p)
+	id := e.send(deliverytest.Message{Service: svc, FiscalCode: fc})
+	e.drain(d)
+	if _, err := d.SendDueNotices(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.notices(id)["email"]; got != "THROTTLED" {
+		t.Fatalf("after the panic: %s, want THROTTLED", got)
+	}
+	e.clock.Advance(time.Minute)
+	if _, err := d.SendDueNotices(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.notices(id)["email"]; got != "SENT" || m.calls.Load() != 2 {
+		t.Fatalf("after the retry: %s with %d calls, want SENT after 2", got, m.calls.Load())
 	}
 }

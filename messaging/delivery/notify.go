@@ -136,14 +136,21 @@ func (d *Delivery) attempt(ctx context.Context, now time.Time, n notice) noticeR
 		r.status = NoticeExpired
 		return r
 	}
-	var err error
-	switch n.Channel {
-	case ChannelEmail:
-		err = d.sendEmail(ctx, now, n, &r)
-	case ChannelWebhook:
-		err = d.sendPush(ctx, n)
-	default:
-		err = fmt.Errorf("unknown channel %q: %w", n.Channel, channels.ErrPermanent)
+	// The attempts run in goroutines of their own, outside supervise: a
+	// panic in a channel (a mail server's odd reply hitting a bug) is
+	// caught here and counts as a failed try, retried with back-off.
+	panicked, err := runRecovering(ctx, func(ctx context.Context) error {
+		switch n.Channel {
+		case ChannelEmail:
+			return d.sendEmail(ctx, now, n, &r)
+		case ChannelWebhook:
+			return d.sendPush(ctx, n)
+		default:
+			return fmt.Errorf("unknown channel %q: %w", n.Channel, channels.ErrPermanent)
+		}
+	})
+	if panicked {
+		err = fmt.Errorf("channel panicked: %w", err)
 	}
 	switch {
 	case err == nil:
