@@ -2,7 +2,9 @@ package portal
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"runtime/debug"
 	"time"
 
 	"sportello/messaging/channels"
@@ -21,11 +23,24 @@ func (a *App) mailInvitation(r *http.Request, to, link, role string) {
 		Subject: a.Catalog.T(lang, "members.mail.subject", inst),
 		Body:    a.Catalog.T(lang, "members.mail.body", inviter, inst, roleName, link),
 	}
+	a.mailInBackground(m, "invitation mail not sent")
+}
+
+// mailInBackground sends m from a goroutine of its own, within 30 seconds,
+// and logs failure as notSent. A panic in the mailer (an odd server reply
+// hitting a bug) is logged the same way instead of ending the process,
+// which no request handler's recovery would catch here.
+func (a *App) mailInBackground(m channels.Mail, notSent string, attrs ...any) {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
+		defer func() {
+			if v := recover(); v != nil {
+				a.Logger.Error(notSent, append(attrs, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))...)
+			}
+		}()
 		if err := a.Mailer.Send(ctx, m); err != nil {
-			a.Logger.Warn("invitation mail not sent", "err", err)
+			a.Logger.Warn(notSent, append(attrs, "err", err)...)
 		}
 	}()
 }

@@ -1,8 +1,10 @@
 package portal
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/url"
 	"strings"
@@ -78,5 +80,45 @@ func TestInvitationIsMailedWhenSMTPConfigured(t *testing.T) {
 	_ = e.DB.R.Get(&n, `SELECT count(*) FROM mail_outbox`)
 	if n != 0 {
 		t.Fatal("invitation link stored in the mail outbox")
+	}
+}
+
+// panicMailer panics on Send, like a mail library meeting an odd reply.
+type panicMailer struct{}
+
+func (panicMailer) Send(context.Context, channels.Mail) error { panic("odd server reply") }
+
+// logLines is a log sink that hands every line to the test.
+type logLines chan string
+
+func (l logLines) Write(p []byte) (int, error) {
+	select {
+	case l <- string(p):
+	default: // the test stopped listening: drop
+	}
+	return len(p), nil
+}
+
+// A mailer that panics in the background send is logged, and the
+// process (here the test binary) goes on: no handler's recovery covers
+// that goroutine.
+func TestPanickingMailerIsLoggedNotFatal(t *testing.T) {
+	e := newTestEnv(t)
+	lines := make(logLines, 100)
+	e.App.Mailer = panicMailer{}
+	e.App.Logger = slog.New(slog.NewTextHandler(lines, nil))
+	admin, inst := e.registerInst(1, "a@comune.example.it")
+	r := admin.post(fmt.Sprintf("/i/%d/members/invite", inst), url.Values{"email": {"nuovo@comune.example.it"}, "role": {"operator"}})
+	mustContain(t, r, "/invite/")
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case l := <-lines:
+			if strings.Contains(l, "invitation mail not sent") && strings.Contains(l, "odd server reply") {
+				return
+			}
+		case <-deadline:
+			t.Fatal("no log line for the panicking mailer")
+		}
 	}
 }

@@ -108,13 +108,7 @@ func (a *App) mailReset(r *http.Request, u User, tok string) {
 	lang := langOf(r)
 	m := channels.Mail{To: u.Email, Subject: a.Catalog.T(lang, "reset.mail.subject"),
 		Body: a.Catalog.T(lang, "reset.mail.body", u.Name, ResetLink(a.BaseURL, tok))}
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := a.Mailer.Send(ctx, m); err != nil {
-			a.Logger.Warn("password reset mail not sent", "user_id", u.ID, "err", err)
-		}
-	}()
+	a.mailInBackground(m, "password reset mail not sent", "user_id", u.ID)
 }
 
 // resetUser finds the user of a link that is unused and unexpired.
