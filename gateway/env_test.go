@@ -37,7 +37,7 @@ func (c *clock) Advance(d time.Duration) {
 }
 
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	d     *db.DB
 	g     *gateway.Gateway
 	srv   *httptest.Server
@@ -45,7 +45,7 @@ type env struct {
 	cfg   gateway.Config
 }
 
-func newEnv(t *testing.T, tweak ...func(*gateway.Config)) *env {
+func newEnv(t testing.TB, tweak ...func(*gateway.Config)) *env {
 	t.Helper()
 	e := &env{t: t, d: dbtest.Open(t), clock: &clock{t: time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)}}
 	e.cfg = gateway.Config{DB: e.d, Catalog: i18n.MustLoad(), Now: e.clock.Now, FlushEvery: time.Hour}
