@@ -36,7 +36,7 @@ func (c *clock) Advance(d time.Duration) {
 }
 
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	ctx   context.Context
 	db    *db.DB
 	clock *clock
@@ -46,7 +46,7 @@ type env struct {
 	del   *delivery.Delivery
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	e := &env{t: t, ctx: context.Background(), db: dbtest.Open(t), clock: &clock{t: time.Now().UTC()}}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))

@@ -13,7 +13,7 @@ import (
 
 // browser is a cookie-keeping client that does not follow redirects.
 type browser struct {
-	t  *testing.T
+	t  testing.TB
 	e  *env
 	hc *http.Client
 }
