@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"sync"
 
+	"sportello/messaging/jsonfield"
 	"sportello/messaging/send"
 )
 
@@ -61,31 +62,13 @@ func jsonFieldError(err error) send.FieldError {
 	var se *json.SyntaxError
 	switch {
 	case errors.As(err, &te):
-		return send.FieldError{Field: te.Field, Rule: send.RuleType, Limit: jsonType(te.Type.Kind().String()), Value: te.Value}
+		return send.FieldError{Field: te.Field, Rule: send.RuleType, Limit: jsonfield.ExpectedType(te), Value: te.Value}
 	case errors.As(err, &se):
 		return send.FieldError{Field: "", Rule: send.RuleSyntax, Value: se.Offset}
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return send.FieldError{Field: "", Rule: send.RuleSyntax}
 	default:
 		return send.FieldError{Field: "", Rule: send.RuleUnknownBody}
-	}
-}
-
-// jsonType names Go kinds the way JSON Schema does.
-func jsonType(kind string) string {
-	switch kind {
-	case "string":
-		return "string"
-	case "bool":
-		return "boolean"
-	case "int", "int8", "int16", "int32", "int64", "uint", "uint8", "uint16", "uint32", "uint64":
-		return "integer"
-	case "float32", "float64":
-		return "number"
-	case "slice", "array":
-		return "array"
-	default:
-		return "object"
 	}
 }
 

@@ -204,7 +204,7 @@ func (a *API) putMessageStatus(w http.ResponseWriter, r *http.Request, fc string
 		IsArchived *bool `json:"is_archived"`
 	}
 	if err := decode(r, &body); err != nil {
-		a.problem(w, r, http.StatusBadRequest, "citizen.error.body")
+		a.badBody(w, r, err)
 		return
 	}
 	id := r.PathValue("id")

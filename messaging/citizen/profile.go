@@ -230,7 +230,7 @@ func (a *API) getProfile(w http.ResponseWriter, r *http.Request, fc string) {
 func (a *API) putProfile(w http.ResponseWriter, r *http.Request, fc string) {
 	var u ProfileUpdate
 	if err := decode(r, &u); err != nil {
-		a.problem(w, r, http.StatusBadRequest, "citizen.error.body")
+		a.badBody(w, r, err)
 		return
 	}
 	if bad := u.validate(); len(bad) > 0 {

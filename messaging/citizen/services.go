@@ -209,7 +209,7 @@ func (a *API) putPreference(w http.ResponseWriter, r *http.Request, fc string) {
 		SettingsVersion  *int  `json:"settings_version"`
 	}
 	if err := decode(r, &body); err != nil {
-		a.problem(w, r, http.StatusBadRequest, "citizen.error.body")
+		a.badBody(w, r, err)
 		return
 	}
 	bad := map[string]string{}
