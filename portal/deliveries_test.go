@@ -82,12 +82,18 @@ func TestAdminMailOutbox(t *testing.T) {
 		"cittadina@example.it", "Nuovo messaggio da Tributi", "Hai ricevuto un nuovo messaggio da Tributi.", time.Now().UTC()); err != nil {
 		t.Fatal(err)
 	}
+	// A mail that went out is listed as a record, without its text.
+	if _, err := e.DB.W.Exec(`INSERT INTO mail_outbox (message_id, to_addr, subject, body, created_at, sent_at) VALUES (NULL, ?, ?, '', ?, ?)`,
+		"anna@example.it", "Conferma il tuo indirizzo e-mail", time.Now().UTC(), time.Now().UTC()); err != nil {
+		t.Fatal(err)
+	}
 	pa := e.platformAdmin("root73@example.it")
 	r := pa.get("/admin/mail")
 	if r.Status != http.StatusOK {
 		t.Fatalf("admin mail page: %d", r.Status)
 	}
-	mustContain(t, r, "cittadina@example.it", "Nuovo messaggio da Tributi", "Non inviata")
+	mustContain(t, r, "cittadina@example.it", "Nuovo messaggio da Tributi", "Non inviata", "Hai ricevuto un nuovo messaggio",
+		"anna@example.it", "Conferma il tuo indirizzo", "Inviata il", "Testo non conservato dopo")
 	if r := staff.get("/admin/mail"); r.Status != http.StatusForbidden && r.Status != http.StatusNotFound {
 		t.Fatalf("institution admin on the console mail page: %d", r.Status)
 	}

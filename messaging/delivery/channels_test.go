@@ -147,8 +147,8 @@ func TestEmailThroughSMTP(t *testing.T) {
 	if strings.Contains(m.data, "rata") {
 		t.Error("the e-mail carries the message body; it must be a notice only")
 	}
-	if n := e.count(`SELECT count(*) FROM mail_outbox WHERE message_id = ? AND sent_at IS NOT NULL`, id); n != 1 {
-		t.Errorf("mail_outbox record rows: %d", n)
+	if n := e.count(`SELECT count(*) FROM mail_outbox WHERE message_id = ? AND sent_at IS NOT NULL AND body = ''`, id); n != 1 {
+		t.Errorf("mail_outbox record rows without their text: %d, want 1", n)
 	}
 }
 
@@ -175,6 +175,9 @@ func TestEmailWithoutSMTPGoesToMailOutbox(t *testing.T) {
 	}
 	if row.To != p.Email || row.Subject != "New message from Tributi" || row.SentAt != nil {
 		t.Fatalf("mail_outbox row %+v", row)
+	}
+	if e.count(`SELECT count(*) FROM mail_outbox WHERE message_id = ? AND body LIKE '%Tributi%'`, id) != 1 {
+		t.Fatal("an unsent notice must keep its text for admins to read")
 	}
 }
 
@@ -333,7 +336,7 @@ func TestRetentionDeletesContentKeepsStatus(t *testing.T) {
 }
 
 // Mail queued without a message (address validation) goes out through
-// SMTP and is marked sent.
+// SMTP and is marked sent; its text (the confirmation link) is not kept.
 func TestQueuedMailThroughSMTP(t *testing.T) {
 	e := newEnv(t)
 	mail := startSMTP(t)
@@ -353,6 +356,9 @@ func TestQueuedMailThroughSMTP(t *testing.T) {
 	}
 	if e.count(`SELECT count(*) FROM mail_outbox WHERE sent_at IS NOT NULL`) != 1 {
 		t.Fatal("not marked sent")
+	}
+	if e.count(`SELECT count(*) FROM mail_outbox WHERE body <> ''`) != 0 {
+		t.Fatal("the sent mail's text (its confirmation link) is still stored")
 	}
 	if n, _ := d.SendQueuedMail(e.ctx); n != 0 {
 		t.Fatal("sent twice")

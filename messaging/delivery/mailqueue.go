@@ -11,8 +11,11 @@ import (
 )
 
 // Mail not tied to a message (e-mail address validation, written by the
-// citizen API) waits in mail_outbox with sent_at NULL. With SMTP configured
-// the notifier sends it; without, it stays for platform admins to read.
+// citizen API, review outcomes written by the portal) waits in mail_outbox
+// with sent_at NULL. With SMTP configured the notifier sends it and keeps
+// only the record (addressee, subject, times): a confirmation link must not
+// stay readable once it is in the citizen's mailbox. Without SMTP it stays
+// for platform admins to read.
 
 type queuedMail struct {
 	ID      int64  `db:"id"`
@@ -54,7 +57,7 @@ func (d *Delivery) SendQueuedMail(ctx context.Context) (int, error) {
 		now := d.now()
 		if err := d.db.WriteTx(context.WithoutCancel(ctx), func(tx *sqlx.Tx) error {
 			for _, id := range append(sent, failed...) {
-				if _, err := tx.Exec(`UPDATE mail_outbox SET sent_at = ? WHERE id = ?`, now, id); err != nil {
+				if _, err := tx.Exec(`UPDATE mail_outbox SET sent_at = ?, body = '' WHERE id = ?`, now, id); err != nil {
 					return err
 				}
 			}

@@ -285,8 +285,14 @@ func (d *Delivery) recordNotices(ctx context.Context, now time.Time, rs []notice
 				return err
 			}
 			if r.mailRow != nil {
+				// A sent notice is recorded without its text, like queued
+				// mail (mailqueue.go); unsent, it waits to be read.
+				body := r.mailRow.Body
+				if r.sentAt != nil {
+					body = ""
+				}
 				if _, err := tx.ExecContext(ctx, `INSERT INTO mail_outbox (message_id, to_addr, subject, body, created_at, sent_at)
-					VALUES (?, ?, ?, ?, ?, ?)`, r.n.MessageID, r.mailRow.To, r.mailRow.Subject, r.mailRow.Body, now, r.sentAt); err != nil {
+					VALUES (?, ?, ?, ?, ?, ?)`, r.n.MessageID, r.mailRow.To, r.mailRow.Subject, body, now, r.sentAt); err != nil {
 					return err
 				}
 			}
