@@ -286,3 +286,54 @@ func TestAPanickingHandlerAnswersAProblemAndIsMetered(t *testing.T) {
 		t.Errorf("log holds the request's fiscal code:\n%s", out)
 	}
 }
+
+// A panic after a test-key request reserved its quota unit gives the unit
+// back: the week's allowance is not eaten by a bug until the next restart.
+func TestAPanicGivesBackTheReservedQuotaUnit(t *testing.T) {
+	e := newEnv(t, func(c *gateway.Config) { c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil)) })
+	_, testKey, _ := e.service(svcOpts{recipients: []string{mario}})
+	mux := http.NewServeMux()
+	mux.Handle("POST /api/v1/messages/{fiscal_code}", e.g.PanicAfterReserve())
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	for i := 0; i < 3; i++ {
+		req, _ := http.NewRequest("POST", srv.URL+"/api/v1/messages/"+mario, strings.NewReader(`{}`))
+		req.Header.Set("Ocp-Apim-Subscription-Key", testKey)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != 500 {
+			t.Fatalf("panicking handler #%d: %d, want 500", i, res.StatusCode)
+		}
+	}
+	r := e.do("POST", "/api/v1/messages/"+mario, testKey, msg("Promemoria TARI"))
+	if r.StatusCode != 201 {
+		t.Fatalf("send after the panics: %d %s", r.StatusCode, r.body)
+	}
+	if got := r.Header.Get("RateLimit-Remaining"); got != "999" {
+		t.Fatalf("RateLimit-Remaining %q after one send and three panics, want 999 (the panics' units given back)", got)
+	}
+}
+
+// An aborted response (http.ErrAbortHandler) is not turned into a 500, but
+// it is metered like every authenticated request.
+func TestAnAbortedRequestIsMetered(t *testing.T) {
+	e := newEnv(t)
+	id, _, liveKey := e.service(svcOpts{approved: true})
+	mux := http.NewServeMux()
+	mux.Handle("POST /api/v1/messages/{fiscal_code}", e.g.AbortAfterAuth())
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	req, _ := http.NewRequest("POST", srv.URL+"/api/v1/messages/"+mario, strings.NewReader(`{}`))
+	req.Header.Set("Ocp-Apim-Subscription-Key", liveKey)
+	if res, err := http.DefaultClient.Do(req); err == nil {
+		res.Body.Close()
+		t.Fatalf("aborted request answered %d; want the connection dropped", res.StatusCode)
+	}
+	e.stop() // writes the usage counts
+	if n := e.count(`SELECT COALESCE(SUM(count), 0) FROM usage_daily WHERE service_id = ?`, id); n != 1 {
+		t.Errorf("%d requests metered, want 1", n)
+	}
+}

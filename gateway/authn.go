@@ -18,6 +18,10 @@ type call struct {
 	now    time.Time
 	limits *limitHeaders
 	status int
+	// reserved is the test-quota unit held for this request, if any. The
+	// handler settles it (counted or given back) once it knows whether the
+	// request committed; authed gives it back if the handler never did.
+	reserved *reservation
 }
 
 func (c *call) sender() send.Sender {
@@ -53,6 +57,26 @@ func (g *Gateway) unauthenticated(w http.ResponseWriter, r *http.Request, code s
 // token, then runs h. Usage is metered for every authenticated request.
 func (g *Gateway) authed(h func(http.ResponseWriter, *http.Request, *call)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// c is set once the key is known; the deferred function then gives
+		// back a quota unit its handler reserved but never settled (only a
+		// panic skips the settling) and meters the request, whatever the
+		// handler did, aborts included.
+		var c *call
+		defer func() {
+			v := recover()
+			if c != nil {
+				c.reserved.finish(false)
+			}
+			if v != nil && v != http.ErrAbortHandler {
+				g.recovered(w, r, c, v)
+			}
+			if c != nil {
+				g.meter.record(c.p, c.status, c.now)
+			}
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+		}()
 		key := apiKey(r)
 		if key == "" {
 			g.unauthenticated(w, r, "missing_key")
@@ -71,13 +95,7 @@ func (g *Gateway) authed(h func(http.ResponseWriter, *http.Request, *call)) http
 			g.unauthenticated(w, r, "unknown_key")
 			return
 		}
-		c := &call{p: p, now: g.now()}
-		defer func() {
-			if v := recover(); v != nil {
-				g.recovered(w, r, c, v)
-			}
-			g.meter.record(p, c.status, c.now)
-		}()
+		c = &call{p: p, now: g.now()}
 		switch {
 		case p.svc.suspended:
 			g.problem(w, r, c, http.StatusForbidden, "suspended", nil)
@@ -117,11 +135,13 @@ func (g *Gateway) authed(h func(http.ResponseWriter, *http.Request, *call)) http
 // problem, as integrators expect from every error, instead of net/http's
 // dropped connection, and meters it as a server error. The log names the
 // route pattern, not the path: paths hold fiscal codes.
+// c is nil when the panic came before the key was known.
 func (g *Gateway) recovered(w http.ResponseWriter, r *http.Request, c *call, v any) {
-	if v == http.ErrAbortHandler {
-		panic(v)
+	var service int64
+	if c != nil {
+		service = c.p.svc.id
 	}
-	g.log.Error("gateway: handler panicked", "route", r.Pattern, "service", c.p.svc.id,
+	g.log.Error("gateway: handler panicked", "route", r.Pattern, "service", service,
 		"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 	g.problem(w, r, c, http.StatusInternalServerError, "internal", nil)
 }
@@ -150,5 +170,6 @@ func (g *Gateway) reserveTest(w http.ResponseWriter, r *http.Request, c *call) (
 		g.problem(w, r, c, http.StatusTooManyRequests, "quota_exceeded", nil, st.limit)
 		return nil, false
 	}
+	c.reserved = res
 	return res, true
 }
