@@ -248,6 +248,19 @@ func TestUnauthenticatedRequestsAreLimitedPerClient(t *testing.T) {
 	}
 }
 
+// sendThrough posts an empty send with key to handler h, served on the
+// send route of a server of its own (for handlers tests build with bugs).
+func sendThrough(t *testing.T, h http.Handler, key string) (*http.Response, error) {
+	t.Helper()
+	mux := http.NewServeMux()
+	mux.Handle("POST /api/v1/messages/{fiscal_code}", h)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	req, _ := http.NewRequest("POST", srv.URL+"/api/v1/messages/"+mario, strings.NewReader(`{}`))
+	req.Header.Set("Ocp-Apim-Subscription-Key", key)
+	return http.DefaultClient.Do(req)
+}
+
 // A handler that panics (a bug) answers 500 problem+json instead of
 // dropping the connection, is metered as a server error, and its log line
 // holds neither the path nor the fiscal code.
@@ -255,13 +268,7 @@ func TestAPanickingHandlerAnswersAProblemAndIsMetered(t *testing.T) {
 	var logs strings.Builder
 	e := newEnv(t, func(c *gateway.Config) { c.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })
 	id, _, liveKey := e.service(svcOpts{approved: true})
-	mux := http.NewServeMux()
-	mux.Handle("POST /api/v1/messages/{fiscal_code}", e.g.PanicAfterAuth())
-	srv := httptest.NewServer(mux)
-	defer srv.Close()
-	req, _ := http.NewRequest("POST", srv.URL+"/api/v1/messages/"+mario, strings.NewReader(`{}`))
-	req.Header.Set("Ocp-Apim-Subscription-Key", liveKey)
-	res, err := http.DefaultClient.Do(req)
+	res, err := sendThrough(t, e.g.PanicAfterAuth(), liveKey)
 	if err != nil {
 		t.Fatalf("request failed instead of answering 500: %v", err)
 	}
@@ -292,14 +299,8 @@ func TestAPanickingHandlerAnswersAProblemAndIsMetered(t *testing.T) {
 func TestAPanicGivesBackTheReservedQuotaUnit(t *testing.T) {
 	e := newEnv(t, func(c *gateway.Config) { c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil)) })
 	_, testKey, _ := e.service(svcOpts{recipients: []string{mario}})
-	mux := http.NewServeMux()
-	mux.Handle("POST /api/v1/messages/{fiscal_code}", e.g.PanicAfterReserve())
-	srv := httptest.NewServer(mux)
-	defer srv.Close()
 	for i := 0; i < 3; i++ {
-		req, _ := http.NewRequest("POST", srv.URL+"/api/v1/messages/"+mario, strings.NewReader(`{}`))
-		req.Header.Set("Ocp-Apim-Subscription-Key", testKey)
-		res, err := http.DefaultClient.Do(req)
+		res, err := sendThrough(t, e.g.PanicAfterReserve(), testKey)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -322,13 +323,7 @@ func TestAPanicGivesBackTheReservedQuotaUnit(t *testing.T) {
 func TestAnAbortedRequestIsMetered(t *testing.T) {
 	e := newEnv(t)
 	id, _, liveKey := e.service(svcOpts{approved: true})
-	mux := http.NewServeMux()
-	mux.Handle("POST /api/v1/messages/{fiscal_code}", e.g.AbortAfterAuth())
-	srv := httptest.NewServer(mux)
-	defer srv.Close()
-	req, _ := http.NewRequest("POST", srv.URL+"/api/v1/messages/"+mario, strings.NewReader(`{}`))
-	req.Header.Set("Ocp-Apim-Subscription-Key", liveKey)
-	if res, err := http.DefaultClient.Do(req); err == nil {
+	if res, err := sendThrough(t, e.g.AbortAfterAuth(), liveKey); err == nil {
 		res.Body.Close()
 		t.Fatalf("aborted request answered %d; want the connection dropped", res.StatusCode)
 	}
