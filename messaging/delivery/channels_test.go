@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -402,5 +403,95 @@ func TestPanickingChannelIsARetriedFailure(t *testing.T) {
 	}
 	if got := e.notices(id)["email"]; got != "SENT" || m.calls.Load() != 2 {
 		t.Fatalf("after the retry: %s with %d calls, want SENT after 2", got, m.calls.Load())
+	}
+}
+
+// scriptedMailer answers each address as told: "refuse" (a permanent SMTP
+// refusal), "panic" (a bug in the mailer), anything else accepts. It
+// counts the sends per address.
+type scriptedMailer struct {
+	mu    sync.Mutex
+	how   map[string]string
+	sends map[string]int
+}
+
+func (m *scriptedMailer) Send(_ context.Context, mail channels.Mail) error {
+	m.mu.Lock()
+	m.sends[mail.To]++
+	how := m.how[mail.To]
+	m.mu.Unlock()
+	switch how {
+	case "refuse":
+		return fmt.Errorf("550 5.1.1 mailbox unavailable: %w", channels.ErrPermanent)
+	case "panic":
+		var p *channels.Mail
+		_ = p.To // a nil dereference: a real runtime panic
+	}
+	return nil
+}
+
+// A queued mail the server refuses for good is recorded as refused, with
+// its reply, not as sent; one the mailer panics on is refused too, and
+// neither holds up the mails after it or makes the ones before it go out
+// again.
+func TestQueuedMailRefusedOrPanickingIsRecordedOnce(t *testing.T) {
+	e := newEnv(t)
+	d := e.delivery(Config{})
+	m := &scriptedMailer{how: map[string]string{"b@example.it": "refuse", "c@example.it": "panic"}, sends: map[string]int{}}
+	d.SetMailer(m)
+	for _, to := range []string{"a@example.it", "b@example.it", "c@example.it", "d@example.it"} {
+		if err := e.db.WriteTx(e.ctx, func(tx *sqlx.Tx) error {
+			_, err := tx.Exec(`INSERT INTO mail_outbox (to_addr, subject, body, created_at) VALUES (?, 'Conferma il tuo indirizzo e-mail', 'Apri il link', ?)`, to, e.clock.Now())
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for round := 0; round < 3; round++ {
+		if _, err := d.SendQueuedMail(e.ctx); err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+	}
+	for to, want := range map[string]int{"a@example.it": 1, "b@example.it": 1, "c@example.it": 1, "d@example.it": 1} {
+		if m.sends[to] != want {
+			t.Errorf("%s: %d sends, want %d", to, m.sends[to], want)
+		}
+	}
+	type row struct {
+		To      string  `db:"to_addr"`
+		Body    string  `db:"body"`
+		Sent    bool    `db:"sent"`
+		Refused bool    `db:"refused"`
+		Refusal *string `db:"refusal"`
+	}
+	var rows []row
+	if err := e.db.R.Select(&rows, `SELECT to_addr, body, sent_at IS NOT NULL AS sent, refused_at IS NOT NULL AS refused, refusal
+		FROM mail_outbox ORDER BY to_addr`); err != nil {
+		t.Fatal(err)
+	}
+	reply := func(r row) string {
+		if r.Refusal == nil {
+			return ""
+		}
+		return *r.Refusal
+	}
+	for _, r := range rows {
+		if r.Body != "" {
+			t.Errorf("%s: text still stored after it left", r.To)
+		}
+		switch r.To {
+		case "a@example.it", "d@example.it":
+			if !r.Sent || r.Refused || r.Refusal != nil {
+				t.Errorf("%s: %+v, want sent", r.To, r)
+			}
+		case "b@example.it":
+			if r.Sent || !r.Refused || !strings.Contains(reply(r), "550 5.1.1") {
+				t.Errorf("%s: sent %v refused %v reply %q, want refused with the server's reply", r.To, r.Sent, r.Refused, reply(r))
+			}
+		case "c@example.it":
+			if r.Sent || !r.Refused || !strings.HasPrefix(reply(r), "mailer panicked: ") || strings.Contains(reply(r), "goroutine") {
+				t.Errorf("%s: sent %v refused %v reply %q, want refused with the panic's first line only", r.To, r.Sent, r.Refused, reply(r))
+			}
+		}
 	}
 }

@@ -3,6 +3,7 @@ package delivery
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -12,10 +13,11 @@ import (
 
 // Mail not tied to a message (e-mail address validation, written by the
 // citizen API, review outcomes written by the portal) waits in mail_outbox
-// with sent_at NULL. With SMTP configured the notifier sends it and keeps
-// only the record (addressee, subject, times): a confirmation link must not
-// stay readable once it is in the citizen's mailbox. Without SMTP it stays
-// for platform admins to read.
+// with sent_at and refused_at NULL. With SMTP configured the notifier sends
+// it and keeps only the record (addressee, subject, times, and for a
+// permanent refusal the server's reply): a confirmation link must not stay
+// readable once it has left. Without SMTP it stays for platform admins to
+// read.
 
 type queuedMail struct {
 	ID      int64  `db:"id"`
@@ -24,40 +26,67 @@ type queuedMail struct {
 	Body    string `db:"body"`
 }
 
-// SendQueuedMail sends up to 50 waiting mails and marks them sent; it
-// returns how many went out. A failing server pauses it for a minute.
+// refusedMail is a mail the SMTP server refused for good, with its reply.
+type refusedMail struct {
+	id    int64
+	reply string
+}
+
+// SendQueuedMail sends up to 50 waiting mails and records each one sent or
+// refused; it returns how many went out. A failing server pauses it for a
+// minute; the mails sent before that are recorded all the same, so none
+// goes out twice.
 func (d *Delivery) SendQueuedMail(ctx context.Context) (int, error) {
 	if d.mailer == nil || d.now().Before(d.mailPausedUntil) {
 		return 0, nil
 	}
 	var mails []queuedMail
 	if err := d.db.R.SelectContext(ctx, &mails, `SELECT id, to_addr, subject, body FROM mail_outbox
-		WHERE sent_at IS NULL AND message_id IS NULL ORDER BY id LIMIT 50`); err != nil {
+		WHERE sent_at IS NULL AND refused_at IS NULL AND message_id IS NULL ORDER BY id LIMIT 50`); err != nil {
 		return 0, fmt.Errorf("queued mail: %w", err)
 	}
 	var sent []int64
-	var failed []int64 // refused for good: marked sent so they are not retried forever
+	var refused []refusedMail // not retried: the server will not take them
 	var sendErr error
 	for _, m := range mails {
-		err := d.mailer.Send(ctx, channels.Mail{To: m.To, Subject: m.Subject, Body: m.Body, MessageID: fmt.Sprintf("mail-%d@sportello", m.ID)})
+		// Outside supervise's recovery, like a notice's attempt: a panic
+		// in the mailer is a failed try, not a loop restart that would send
+		// the mails before this one again.
+		panicked, err := runRecovering(ctx, func(ctx context.Context) error {
+			return d.mailer.Send(ctx, channels.Mail{To: m.To, Subject: m.Subject, Body: m.Body, MessageID: fmt.Sprintf("mail-%d@sportello", m.ID)})
+		})
 		if err == nil {
 			sent = append(sent, m.ID)
 			continue
 		}
+		if panicked {
+			// A bug met on this mail would be met again on every retry and
+			// hold up the mails after it: recorded as refused, with the
+			// panic's first line (the stack goes to the log only).
+			d.log.Error("queued mail: mailer panicked", "mail_id", m.ID, "panic", err)
+			first, _, _ := strings.Cut(err.Error(), "\n")
+			refused = append(refused, refusedMail{m.ID, truncate("mailer panicked: "+first, 500)})
+			continue
+		}
 		d.log.Warn("queued mail not sent", "mail_id", m.ID, "err", err)
 		if channels.Permanent(err) {
-			failed = append(failed, m.ID)
+			refused = append(refused, refusedMail{m.ID, truncate(err.Error(), 500)})
 			continue
 		}
 		sendErr = err
 		d.mailPausedUntil = d.now().Add(time.Minute)
 		break
 	}
-	if len(sent)+len(failed) > 0 {
+	if len(sent)+len(refused) > 0 {
 		now := d.now()
 		if err := d.db.WriteTx(context.WithoutCancel(ctx), func(tx *sqlx.Tx) error {
-			for _, id := range append(sent, failed...) {
+			for _, id := range sent {
 				if _, err := tx.Exec(`UPDATE mail_outbox SET sent_at = ?, body = '' WHERE id = ?`, now, id); err != nil {
+					return err
+				}
+			}
+			for _, r := range refused {
+				if _, err := tx.Exec(`UPDATE mail_outbox SET refused_at = ?, refusal = ?, body = '' WHERE id = ?`, now, r.reply, r.id); err != nil {
 					return err
 				}
 			}
