@@ -118,13 +118,13 @@ func TestPipelineTurnsAPanickingOperationIntoItsError(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer d.Close()
 	d.W.MustExec(`CREATE TABLE t (v TEXT NOT NULL)`)
 	p, err := NewPipeline(d, 64, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer p.Close()
+	// Closed at the end, not deferred: after a hang, Close would wait for
+	// the stuck writer and the test would never report.
 	var wg sync.WaitGroup
 	errs := make([]error, 200)
 	for i := range errs {
@@ -170,4 +170,6 @@ func TestPipelineTurnsAPanickingOperationIntoItsError(t *testing.T) {
 	if n != 199 || bad != 0 {
 		t.Fatalf("%d rows (want 199), %d of the panicking operation (want 0)", n, bad)
 	}
+	p.Close()
+	d.Close()
 }
