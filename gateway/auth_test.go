@@ -332,3 +332,22 @@ func TestAnAbortedRequestIsMetered(t *testing.T) {
 		t.Errorf("%d requests metered, want 1", n)
 	}
 }
+
+// A panic after the answer went out cannot turn it into a 500 (the status
+// line is gone): the connection is cut, so the client never reads a 201
+// with a problem glued to it, and the request is metered as it was answered.
+func TestAPanicAfterTheAnswerCutsTheConnection(t *testing.T) {
+	e := newEnv(t, func(c *gateway.Config) { c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil)) })
+	id, _, liveKey := e.service(svcOpts{approved: true})
+	if res, err := sendThrough(t, e.g.PanicAfterAnswer(), liveKey); err == nil {
+		b, rerr := io.ReadAll(res.Body)
+		res.Body.Close()
+		if rerr == nil && strings.Contains(string(b), "internal") {
+			t.Fatalf("answer %d %q: a problem appended to the 201", res.StatusCode, b)
+		}
+	}
+	e.stop()
+	if n := e.count(`SELECT COALESCE(SUM(count), 0) FROM usage_daily WHERE service_id = ? AND outcome = 'accepted'`, id); n != 1 {
+		t.Errorf("%d accepted requests metered, want 1", n)
+	}
+}

@@ -68,7 +68,9 @@ func (g *Gateway) authed(h func(http.ResponseWriter, *http.Request, *call)) http
 				c.reserved.finish(false)
 			}
 			if v != nil && v != http.ErrAbortHandler {
-				g.recovered(w, r, c, v)
+				if g.recovered(w, r, c, v) {
+					v = http.ErrAbortHandler
+				}
 			}
 			if c != nil {
 				g.meter.record(c.p, c.status, c.now)
@@ -133,17 +135,25 @@ func (g *Gateway) authed(h func(http.ResponseWriter, *http.Request, *call)) http
 
 // recovered answers a request whose handler panicked (a bug) with a 500
 // problem, as integrators expect from every error, instead of net/http's
-// dropped connection, and meters it as a server error. The log names the
-// route pattern, not the path: paths hold fiscal codes.
-// c is nil when the panic came before the key was known.
-func (g *Gateway) recovered(w http.ResponseWriter, r *http.Request, c *call, v any) {
+// dropped connection; authed meters it as a server error. The log names
+// the route pattern, not the path: paths hold fiscal codes. c is nil when
+// the panic came before the key was known. If the answer had already
+// started (c.status is set as it is written) it cannot be changed, and
+// recovered returns true: the connection is then cut, so the client sees a
+// broken answer rather than a success with a problem glued to it.
+func (g *Gateway) recovered(w http.ResponseWriter, r *http.Request, c *call, v any) (cut bool) {
 	var service int64
 	if c != nil {
 		service = c.p.svc.id
 	}
-	g.log.Error("gateway: handler panicked", "route", r.Pattern, "service", service,
+	started := c != nil && c.status != 0
+	g.log.Error("gateway: handler panicked", "route", r.Pattern, "service", service, "answer_started", started,
 		"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+	if started {
+		return true
+	}
 	g.problem(w, r, c, http.StatusInternalServerError, "internal", nil)
+	return false
 }
 
 // recipientAllowed enforces test mode: only the service's authorized

@@ -28,3 +28,11 @@ func (g *Gateway) AbortAfterAuth() http.Handler {
 		panic(http.ErrAbortHandler)
 	})
 }
+
+// PanicAfterAnswer is a handler with a bug after its 201 went out.
+func (g *Gateway) PanicAfterAnswer() http.Handler {
+	return g.authed(func(w http.ResponseWriter, _ *http.Request, c *call) {
+		g.writeRaw(w, c, http.StatusCreated, []byte(`{"id":"01J"}`))
+		panic("a bug after the answer")
+	})
+}

@@ -617,3 +617,38 @@ func TestAPanickingHandlerAnswersAProblem(t *testing.T) {
 		t.Fatalf("next request: status %d", code)
 	}
 }
+
+// A panic after the answer started cannot turn it into a 500: the
+// connection is cut, so the client never takes a 200 with an error glued
+// to it for a success. On the app's pages a panic answers a short page,
+// not a JSON problem.
+func TestAPanicAfterTheAnswerStartedCutsTheConnection(t *testing.T) {
+	e := newEnv(t)
+	e.api.mux.Handle("GET /citizen/v1/half", e.api.authed(func(w http.ResponseWriter, _ *http.Request, _ string) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write([]byte(`{"items":[`))
+		panic("a bug while encoding")
+	}))
+	e.api.mux.HandleFunc("GET /citizen/boom-page", func(http.ResponseWriter, *http.Request) {
+		panic("a bug in a page")
+	})
+	req, _ := http.NewRequest("GET", e.srv.URL+"/citizen/v1/half", nil)
+	req.Header.Set("Authorization", "Bearer "+IssueToken(testKey, person(1), e.clock.Now()))
+	if res, err := http.DefaultClient.Do(req); err == nil {
+		b, rerr := io.ReadAll(res.Body)
+		res.Body.Close()
+		if rerr == nil {
+			t.Fatalf("answer read whole: %d %q; want the connection cut", res.StatusCode, b)
+		}
+	}
+	res, err := http.Get(e.srv.URL + "/citizen/boom-page")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 500 || strings.Contains(res.Header.Get("Content-Type"), "json") || !strings.Contains(string(b), "Errore interno") {
+		t.Fatalf("page panic: %d %s %q; want a 500 text page in Italian", res.StatusCode, res.Header.Get("Content-Type"), b)
+	}
+}

@@ -81,23 +81,55 @@ func New(cfg Config) (*API, error) {
 }
 
 // Handler serves everything under /citizen/. A handler that panics (a
-// bug) gets a 500 problem, not net/http's dropped connection, and a log
-// line with its stack.
+// bug) gets a 500 — a problem on the API, a short page on the app's pages —
+// instead of net/http's dropped connection, and a log line with its stack.
+// If the answer had already started, it cannot be changed: the connection
+// is cut, so the client sees a broken answer, not a 200 with an error
+// appended.
 func (a *API) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sw := &startWatch{ResponseWriter: w}
 		defer func() {
-			if v := recover(); v != nil {
-				if v == http.ErrAbortHandler {
-					panic(v)
-				}
-				a.log.Error("citizen api: handler panicked", "method", r.Method, "route", r.Pattern,
-					"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			v := recover()
+			if v == nil {
+				return
+			}
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			a.log.Error("citizen api: handler panicked", "method", r.Method, "route", r.Pattern,
+				"answer_started", sw.started, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			switch {
+			case sw.started:
+				panic(http.ErrAbortHandler)
+			case strings.HasPrefix(r.URL.Path, "/citizen/v1/"):
 				a.problem(w, r, http.StatusInternalServerError, "citizen.error.internal")
+			default:
+				http.Error(w, a.cat.T(lang(r), "citizen.error.internal"), http.StatusInternalServerError)
 			}
 		}()
-		a.mux.ServeHTTP(w, r)
+		a.mux.ServeHTTP(sw, r)
 	})
 }
+
+// startWatch notes whether a handler has started its answer.
+type startWatch struct {
+	http.ResponseWriter
+	started bool
+}
+
+func (s *startWatch) WriteHeader(code int) {
+	s.started = true
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *startWatch) Write(b []byte) (int, error) {
+	s.started = true
+	return s.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (s *startWatch) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 func (a *API) now() time.Time { return a.cfg.Now().UTC() }
 
