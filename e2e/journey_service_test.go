@@ -331,7 +331,9 @@ func (j *journey) live() {
 	// The console lists the service; the outbox page works.
 	j.platform.open("/admin/services").heading(it("admin.services.title")).see(svcName)
 	j.platform.screenshot("28-admin-services")
-	j.platform.open("/admin/mail").heading(it("delivery.mail.title"))
+	// Without SMTP the review decisions wait there for admins to read.
+	j.platform.open("/admin/mail").heading(it("delivery.mail.title")).see(it("delivery.mail.not_sent"), svcName)
+	j.platform.screenshot("29-admin-mail")
 
 	// Back at the office, the dashboard shows the service live.
 	a.open(j.instPath+"/").see(svcName, it("next.live"))
