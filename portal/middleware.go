@@ -40,15 +40,26 @@ func (a *App) middleware(h http.Handler) http.Handler {
 	return a.recoverPanics(h)
 }
 
+// statusRecorder notes the status a handler answered and whether its
+// answer has started.
 type statusRecorder struct {
 	http.ResponseWriter
-	status int
+	status  int
+	started bool
 }
 
 func (s *statusRecorder) WriteHeader(code int) {
-	s.status = code
+	s.status, s.started = code, true
 	s.ResponseWriter.WriteHeader(code)
 }
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	s.started = true
+	return s.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 func (a *App) logRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -65,18 +76,27 @@ func (a *App) logRequests(next http.Handler) http.Handler {
 	})
 }
 
+// recoverPanics answers a handler's panic (a bug) with a 500 and logs its
+// stack. Pages are rendered into a buffer before they are written, but a
+// download streams (the audit CSV): if the answer had started, the
+// connection is cut, so the file arrives broken rather than looking whole
+// with an error line in it.
 func (a *App) recoverPanics(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		defer func() {
 			if v := recover(); v != nil {
 				if v == http.ErrAbortHandler {
 					panic(v)
 				}
-				a.Logger.Error("panic", "err", fmt.Sprint(v), "stack", string(debug.Stack()))
+				a.Logger.Error("panic", "err", fmt.Sprint(v), "answer_started", rec.started, "stack", string(debug.Stack()))
+				if rec.started {
+					panic(http.ErrAbortHandler)
+				}
 				http.Error(w, "Errore interno / Internal error", http.StatusInternalServerError)
 			}
 		}()
-		next.ServeHTTP(w, r)
+		next.ServeHTTP(rec, r)
 	})
 }
 

@@ -1,0 +1,43 @@
+package portal
+
+import (
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+// A panic before the answer started gets a 500; one in the middle of a
+// streamed download cuts the connection, so the file never arrives looking
+// whole with an error line in it.
+func TestRecoverPanicsCutsAStartedDownload(t *testing.T) {
+	a := &App{Deps: Deps{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}}
+	srv := httptest.NewServer(a.recoverPanics(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/stream" {
+			w.Header().Set("Content-Type", "text/csv")
+			_, _ = w.Write([]byte("id,time_utc\n1,2026-12-03T09:00:00Z\n"))
+		}
+		panic("a bug")
+	})))
+	defer srv.Close()
+	res, err := http.Get(srv.URL + "/page")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 500 {
+		t.Fatalf("panic before the answer: %d, want 500", res.StatusCode)
+	}
+	if res, err := http.Get(srv.URL + "/stream"); err == nil {
+		b, rerr := io.ReadAll(res.Body)
+		res.Body.Close()
+		if rerr == nil {
+			t.Fatalf("download read whole (%d): %q; want the connection cut", res.StatusCode, b)
+		}
+		if strings.Contains(string(b), "Errore interno") {
+			t.Fatalf("error text inside the download: %q", b)
+		}
+	}
+}
