@@ -160,21 +160,21 @@ type outboxMail struct {
 	Body      string     `db:"body"`
 	CreatedAt time.Time  `db:"created_at"`
 	SentAt    *time.Time `db:"sent_at"`
-	RefusedAt *time.Time `db:"refused_at"`
-	Refusal   *string    `db:"refusal"`
+	FailedAt  *time.Time `db:"failed_at"`
+	Failure   *string    `db:"failure"`
 }
 
 // adminMailPage shows the e-mail Sportello wrote: without an SMTP server
 // this is where notices wait (sent_at empty), so platform admins can read
-// them; with one, it is the record of what went out or was refused (the
-// text is not kept once a mail has left). Rows older than the
+// them; with one, it is the record of what went out (without the text) and
+// of what was given up on (with the reason). Rows older than the
 // retention period are deleted by the delivery pipeline.
 func (a *App) adminMailPage(w http.ResponseWriter, r *http.Request) {
 	var before int64
 	if v, err := strconv.ParseInt(r.URL.Query().Get("before"), 10, 64); err == nil && v > 0 {
 		before = v
 	}
-	q := `SELECT id, message_id, to_addr, subject, body, created_at, sent_at, refused_at, refusal FROM mail_outbox`
+	q := `SELECT id, message_id, to_addr, subject, body, created_at, sent_at, failed_at, failure FROM mail_outbox`
 	args := []any{}
 	if before > 0 {
 		q += ` WHERE id < ?`

@@ -87,8 +87,8 @@ func TestAdminMailOutbox(t *testing.T) {
 		"anna@example.it", "Conferma il tuo indirizzo e-mail", time.Now().UTC(), time.Now().UTC()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.DB.W.Exec(`INSERT INTO mail_outbox (message_id, to_addr, subject, body, created_at, refused_at, refusal) VALUES (NULL, ?, ?, '', ?, ?, ?)`,
-		"nessuno@example.it", "Conferma il tuo indirizzo e-mail", time.Now().UTC(), time.Now().UTC(), "550 5.1.1 mailbox unavailable"); err != nil {
+	if _, err := e.DB.W.Exec(`INSERT INTO mail_outbox (message_id, to_addr, subject, body, created_at, failed_at, failure) VALUES (NULL, ?, ?, ?, ?, ?, ?)`,
+		"nessuno@example.it", "Conferma il tuo indirizzo e-mail", "Apri il link per confermare", time.Now().UTC(), time.Now().UTC(), "550 5.1.1 mailbox unavailable"); err != nil {
 		t.Fatal(err)
 	}
 	pa := e.platformAdmin("root73@example.it")
@@ -98,7 +98,7 @@ func TestAdminMailOutbox(t *testing.T) {
 	}
 	mustContain(t, r, "cittadina@example.it", "Nuovo messaggio da Tributi", "Non inviata", "Hai ricevuto un nuovo messaggio",
 		"anna@example.it", "Conferma il tuo indirizzo", "Inviata il", "Testo non conservato dopo",
-		"nessuno@example.it", "Rifiutata dal server di posta il", "550 5.1.1 mailbox unavailable")
+		"nessuno@example.it", "Non inviata: tentativi sospesi il", "Motivo:", "550 5.1.1 mailbox unavailable", "Apri il link per confermare")
 	if r := staff.get("/admin/mail"); r.Status != http.StatusForbidden && r.Status != http.StatusNotFound {
 		t.Fatalf("institution admin on the console mail page: %d", r.Status)
 	}

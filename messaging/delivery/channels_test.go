@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
@@ -430,10 +431,10 @@ func (m *scriptedMailer) Send(_ context.Context, mail channels.Mail) error {
 	return nil
 }
 
-// A queued mail the server refuses for good is recorded as refused, with
-// its reply, not as sent; one the mailer panics on is refused too, and
-// neither holds up the mails after it or makes the ones before it go out
-// again.
+// A queued mail the server refuses for good is recorded as given up on,
+// with its reply, not as sent; one the mailer panics on too. Both keep
+// their text (they never reached anyone), and neither holds up the mails
+// after it or makes the ones before it go out again.
 func TestQueuedMailRefusedOrPanickingIsRecordedOnce(t *testing.T) {
 	e := newEnv(t)
 	d := e.delivery(Config{})
@@ -461,37 +462,43 @@ func TestQueuedMailRefusedOrPanickingIsRecordedOnce(t *testing.T) {
 		To      string  `db:"to_addr"`
 		Body    string  `db:"body"`
 		Sent    bool    `db:"sent"`
-		Refused bool    `db:"refused"`
-		Refusal *string `db:"refusal"`
+		Failed  bool    `db:"failed"`
+		Failure *string `db:"failure"`
 	}
 	var rows []row
-	if err := e.db.R.Select(&rows, `SELECT to_addr, body, sent_at IS NOT NULL AS sent, refused_at IS NOT NULL AS refused, refusal
+	if err := e.db.R.Select(&rows, `SELECT to_addr, body, sent_at IS NOT NULL AS sent, failed_at IS NOT NULL AS failed, failure
 		FROM mail_outbox ORDER BY to_addr`); err != nil {
 		t.Fatal(err)
 	}
-	reply := func(r row) string {
-		if r.Refusal == nil {
+	reason := func(r row) string {
+		if r.Failure == nil {
 			return ""
 		}
-		return *r.Refusal
+		return *r.Failure
 	}
 	for _, r := range rows {
-		if r.Body != "" {
-			t.Errorf("%s: text still stored after it left", r.To)
-		}
 		switch r.To {
 		case "a@example.it", "d@example.it":
-			if !r.Sent || r.Refused || r.Refusal != nil {
-				t.Errorf("%s: %+v, want sent", r.To, r)
+			if !r.Sent || r.Failed || r.Failure != nil || r.Body != "" {
+				t.Errorf("%s: %+v, want sent, text not kept", r.To, r)
 			}
 		case "b@example.it":
-			if r.Sent || !r.Refused || !strings.Contains(reply(r), "550 5.1.1") {
-				t.Errorf("%s: sent %v refused %v reply %q, want refused with the server's reply", r.To, r.Sent, r.Refused, reply(r))
+			if r.Sent || !r.Failed || !strings.Contains(reason(r), "550 5.1.1") || r.Body != "Apri il link" {
+				t.Errorf("%s: %+v (reason %q), want given up on with the server's reply and its text", r.To, r, reason(r))
 			}
 		case "c@example.it":
-			if r.Sent || !r.Refused || !strings.HasPrefix(reply(r), "mailer panicked: ") || strings.Contains(reply(r), "goroutine") {
-				t.Errorf("%s: sent %v refused %v reply %q, want refused with the panic's first line only", r.To, r.Sent, r.Refused, reply(r))
+			if r.Sent || !r.Failed || !strings.HasPrefix(reason(r), "mailer panicked: ") || strings.Contains(reason(r), "goroutine") || r.Body != "Apri il link" {
+				t.Errorf("%s: %+v (reason %q), want given up on with the panic's first line only and its text", r.To, r, reason(r))
 			}
+		}
+	}
+}
+
+func TestTruncateKeepsValidUTF8(t *testing.T) {
+	s := "550 casella già piena"
+	for n := 0; n <= len(s); n++ {
+		if got := truncate(s, n); !utf8.ValidString(got) || len(got) > n || !strings.HasPrefix(s, got) {
+			t.Fatalf("truncate(%q, %d) = %q", s, n, got)
 		}
 	}
 }

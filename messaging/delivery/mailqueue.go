@@ -13,11 +13,11 @@ import (
 
 // Mail not tied to a message (e-mail address validation, written by the
 // citizen API, review outcomes written by the portal) waits in mail_outbox
-// with sent_at and refused_at NULL. With SMTP configured the notifier sends
-// it and keeps only the record (addressee, subject, times, and for a
-// permanent refusal the server's reply): a confirmation link must not stay
-// readable once it has left. Without SMTP it stays for platform admins to
-// read.
+// with sent_at and failed_at NULL. With SMTP configured the notifier sends
+// it and keeps only the record (addressee, subject, time): a confirmation
+// link must not stay readable once it is in someone's mailbox. Mail it
+// gives up on (refused for good, or a mailer bug) keeps its text and gets
+// the reason. Without SMTP mail stays for platform admins to read.
 
 type queuedMail struct {
 	ID      int64  `db:"id"`
@@ -26,14 +26,15 @@ type queuedMail struct {
 	Body    string `db:"body"`
 }
 
-// refusedMail is a mail the SMTP server refused for good, with its reply.
-type refusedMail struct {
-	id    int64
-	reply string
+// failedMail is a mail given up on, with the reason: the SMTP server's
+// reply to a permanent refusal, or the mailer's panic.
+type failedMail struct {
+	id     int64
+	reason string
 }
 
 // SendQueuedMail sends up to 50 waiting mails and records each one sent or
-// refused; it returns how many went out. A failing server pauses it for a
+// given up on; it returns how many went out. A failing server pauses it for a
 // minute; the mails sent before that are recorded all the same, so none
 // goes out twice.
 func (d *Delivery) SendQueuedMail(ctx context.Context) (int, error) {
@@ -42,11 +43,11 @@ func (d *Delivery) SendQueuedMail(ctx context.Context) (int, error) {
 	}
 	var mails []queuedMail
 	if err := d.db.R.SelectContext(ctx, &mails, `SELECT id, to_addr, subject, body FROM mail_outbox
-		WHERE sent_at IS NULL AND refused_at IS NULL AND message_id IS NULL ORDER BY id LIMIT 50`); err != nil {
+		WHERE sent_at IS NULL AND failed_at IS NULL AND message_id IS NULL ORDER BY id LIMIT 50`); err != nil {
 		return 0, fmt.Errorf("queued mail: %w", err)
 	}
 	var sent []int64
-	var refused []refusedMail // not retried: the server will not take them
+	var failed []failedMail // not retried: they would fail again
 	var sendErr error
 	for _, m := range mails {
 		// Outside supervise's recovery, like a notice's attempt: a panic
@@ -61,23 +62,23 @@ func (d *Delivery) SendQueuedMail(ctx context.Context) (int, error) {
 		}
 		if panicked {
 			// A bug met on this mail would be met again on every retry and
-			// hold up the mails after it: recorded as refused, with the
-			// panic's first line (the stack goes to the log only).
+			// hold up the mails after it: given up on, with the panic's
+			// first line (the stack goes to the log only).
 			d.log.Error("queued mail: mailer panicked", "mail_id", m.ID, "panic", err)
 			first, _, _ := strings.Cut(err.Error(), "\n")
-			refused = append(refused, refusedMail{m.ID, truncate("mailer panicked: "+first, 500)})
+			failed = append(failed, failedMail{m.ID, truncate("mailer panicked: "+first, 500)})
 			continue
 		}
 		d.log.Warn("queued mail not sent", "mail_id", m.ID, "err", err)
 		if channels.Permanent(err) {
-			refused = append(refused, refusedMail{m.ID, truncate(err.Error(), 500)})
+			failed = append(failed, failedMail{m.ID, truncate(err.Error(), 500)})
 			continue
 		}
 		sendErr = err
 		d.mailPausedUntil = d.now().Add(time.Minute)
 		break
 	}
-	if len(sent)+len(refused) > 0 {
+	if len(sent)+len(failed) > 0 {
 		now := d.now()
 		if err := d.db.WriteTx(context.WithoutCancel(ctx), func(tx *sqlx.Tx) error {
 			for _, id := range sent {
@@ -85,8 +86,8 @@ func (d *Delivery) SendQueuedMail(ctx context.Context) (int, error) {
 					return err
 				}
 			}
-			for _, r := range refused {
-				if _, err := tx.Exec(`UPDATE mail_outbox SET refused_at = ?, refusal = ?, body = '' WHERE id = ?`, now, r.reply, r.id); err != nil {
+			for _, f := range failed {
+				if _, err := tx.Exec(`UPDATE mail_outbox SET failed_at = ?, failure = ? WHERE id = ?`, now, f.reason, f.id); err != nil {
 					return err
 				}
 			}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jmoiron/sqlx"
 
@@ -301,9 +302,14 @@ func (d *Delivery) recordNotices(ctx context.Context, now time.Time, rs []notice
 	})
 }
 
+// truncate cuts s to at most n bytes, at a character boundary: the text
+// is stored and shown, so it must stay valid UTF-8.
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
 	return s[:n]
 }
