@@ -68,12 +68,16 @@ func (g *Gateway) authed(h func(http.ResponseWriter, *http.Request, *call)) http
 				c.reserved.finish(false)
 			}
 			if v != nil && v != http.ErrAbortHandler {
-				if g.recovered(w, r, c, v) {
-					v = http.ErrAbortHandler
-				}
+				g.recovered(w, r, c, v)
 			}
 			if c != nil {
-				g.meter.record(c.p, c.status, c.now)
+				status := c.status
+				if status == 0 {
+					// Aborted before any answer: the client got nothing,
+					// which is not a success on the usage chart.
+					status = http.StatusInternalServerError
+				}
+				g.meter.record(c.p, status, c.now)
 			}
 			if v == http.ErrAbortHandler {
 				panic(v)
@@ -137,23 +141,21 @@ func (g *Gateway) authed(h func(http.ResponseWriter, *http.Request, *call)) http
 // problem, as integrators expect from every error, instead of net/http's
 // dropped connection; authed meters it as a server error. The log names
 // the route pattern, not the path: paths hold fiscal codes. c is nil when
-// the panic came before the key was known. If the answer had already
-// started (c.status is set as it is written) it cannot be changed, and
-// recovered returns true: the connection is then cut, so the client sees a
-// broken answer rather than a success with a problem glued to it.
-func (g *Gateway) recovered(w http.ResponseWriter, r *http.Request, c *call, v any) (cut bool) {
+// the panic came before the key was known. If the answer had already been
+// written (c.status is set as it is, and the gateway writes an answer in
+// one piece, with its Content-Length), it stands: after a 201 the message
+// is committed, and a cut or a 500 would make the integrator send it again.
+func (g *Gateway) recovered(w http.ResponseWriter, r *http.Request, c *call, v any) {
 	var service int64
 	if c != nil {
 		service = c.p.svc.id
 	}
-	started := c != nil && c.status != 0
-	g.log.Error("gateway: handler panicked", "route", r.Pattern, "service", service, "answer_started", started,
+	answered := c != nil && c.status != 0
+	g.log.Error("gateway: handler panicked", "route", r.Pattern, "service", service, "answered", answered,
 		"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
-	if started {
-		return true
+	if !answered {
+		g.problem(w, r, c, http.StatusInternalServerError, "internal", nil)
 	}
-	g.problem(w, r, c, http.StatusInternalServerError, "internal", nil)
-	return false
 }
 
 // recipientAllowed enforces test mode: only the service's authorized

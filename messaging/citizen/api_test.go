@@ -651,4 +651,16 @@ func TestAPanicAfterTheAnswerStartedCutsTheConnection(t *testing.T) {
 	if res.StatusCode != 500 || strings.Contains(res.Header.Get("Content-Type"), "json") || !strings.Contains(string(b), "Errore interno") {
 		t.Fatalf("page panic: %d %s %q; want a 500 text page in Italian", res.StatusCode, res.Header.Get("Content-Type"), b)
 	}
+	// In the language the citizen chose on the pages, not the browser's.
+	req, _ = http.NewRequest("GET", e.srv.URL+"/citizen/boom-page", nil)
+	req.Header.Set("Accept-Language", "it-IT")
+	req.AddCookie(&http.Cookie{Name: langCookie, Value: "en"})
+	if res, err = http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(res.Body)
+	res.Body.Close()
+	if !strings.Contains(string(b), "Internal error") {
+		t.Fatalf("page panic with the English switch on: %q", b)
+	}
 }

@@ -105,7 +105,7 @@ func (a *API) Handler() http.Handler {
 			case strings.HasPrefix(r.URL.Path, "/citizen/v1/"):
 				a.problem(w, r, http.StatusInternalServerError, "citizen.error.internal")
 			default:
-				http.Error(w, a.cat.T(lang(r), "citizen.error.internal"), http.StatusInternalServerError)
+				http.Error(w, a.cat.T(webLang(r), "citizen.error.internal"), http.StatusInternalServerError)
 			}
 		}()
 		a.mux.ServeHTTP(sw, r)
