@@ -151,7 +151,13 @@ func (t *target) prefill(ctx context.Context, n int) error {
 		}
 		cfs := fiscalCodes(5000)
 		content := `{"subject":"Avviso di pagamento TARI 2026","markdown":"Gentile contribuente, le ricordiamo che la seconda rata della TARI 2026 scade il 16 dicembre. Può pagare con l'avviso pagoPA allegato."}`
-		start := time.Now().Add(-30 * 24 * time.Hour)
+		// A week old: well inside the 30-day retention. Dated at the
+		// retention limit (as before 2026-12-03), the first tens of
+		// thousands crossed it during the measured rounds, and the
+		// retention job's purge of them ran beside the sends — a one-off
+		// burst of writes, not the cost of a big table (1M runs measured
+		// 0.67 of the empty database with it, p99 38–46 ms).
+		start := time.Now().Add(-7 * 24 * time.Hour)
 		const chunk = 50000
 		for done := 0; done < n; done += chunk {
 			tx, err := d.W.BeginTx(ctx, nil)
