@@ -2,12 +2,17 @@ package main
 
 import (
 	"context"
+	"io"
+	"log/slog"
 	"path/filepath"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"sportello/db"
+	"sportello/messaging/delivery"
 	"sportello/messaging/send"
 )
 
@@ -17,7 +22,20 @@ import (
 // background checkpoints as the gateway runs them.
 //
 //	go test -run '^$' -bench CommitPath -benchtime 4s ./bench
-func BenchmarkCommitPath(b *testing.B) {
+func BenchmarkCommitPath(b *testing.B) { commitPath(b, 0) }
+
+// BenchmarkCommitPathDuringRetention is BenchmarkCommitPath while the
+// retention job catches up on 300,000 messages that have just aged past
+// the 30-day limit — what follows, a month later, an institution's bulk
+// send to all its residents. It also reports how fast the job emptied
+// them, so a change to how retention shares the single writer is measured
+// on both sides.
+func BenchmarkCommitPathDuringRetention(b *testing.B) { commitPath(b, 300_000) }
+
+// commitPath runs the commit-path benchmark; with aged > 0 it first stores
+// that many delivered messages 31 days old and runs one retention pass
+// beside the sends.
+func commitPath(b *testing.B, aged int) {
 	ctx := context.Background()
 	d, err := db.Open(ctx, filepath.Join(b.TempDir(), "x.db"))
 	if err != nil {
@@ -27,6 +45,12 @@ func BenchmarkCommitPath(b *testing.B) {
 	res, err := seed(ctx, d)
 	if err != nil {
 		b.Fatal(err)
+	}
+	if aged > 0 {
+		if err := storeAged(ctx, d, res.LiveService.InternalID, aged); err != nil {
+			b.Fatal(err)
+		}
+		d.W.MustExec("PRAGMA wal_checkpoint(TRUNCATE)")
 	}
 	d.W.MustExec("PRAGMA wal_autocheckpoint=0")
 	stopCk := make(chan struct{})
@@ -55,11 +79,27 @@ func BenchmarkCommitPath(b *testing.B) {
 	}
 	cfs := fiscalCodes(1000)
 	content := `{"subject":"Avviso di pagamento","markdown":"Gentile contribuente, le ricordiamo che la seconda rata della TARI 2026 scade il 16 dicembre. Può pagare con l'avviso pagoPA allegato"}`
-	var seq atomic.Int64
+	var (
+		seq       atomic.Int64
+		mu        sync.Mutex
+		latencies []time.Duration
+	)
+	purgeCtx, stopPurge := context.WithCancel(ctx)
+	purgeDone := make(chan struct{})
 	b.SetParallelism(32) // 64 goroutines on 2 cores, as the HTTP bench's clients
 	b.ResetTimer()
 	start := time.Now()
+	go func() {
+		defer close(purgeDone)
+		if aged > 0 {
+			del, err := delivery.New(delivery.Config{DB: d, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			if err == nil {
+				_, _ = del.PurgeContent(purgeCtx)
+			}
+		}
+	}()
 	b.RunParallel(func(pb *testing.PB) {
+		var mine []time.Duration
 		for pb.Next() {
 			i := seq.Add(1)
 			now := time.Now()
@@ -75,7 +115,52 @@ func BenchmarkCommitPath(b *testing.B) {
 				b.Error(err)
 				return
 			}
+			mine = append(mine, time.Since(now))
 		}
+		mu.Lock()
+		latencies = append(latencies, mine...)
+		mu.Unlock()
 	})
-	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "sends/s")
+	elapsed := time.Since(start)
+	b.StopTimer()
+	stopPurge()
+	<-purgeDone
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "sends/s")
+	slices.Sort(latencies)
+	if len(latencies) > 0 {
+		b.ReportMetric(float64(latencies[len(latencies)*99/100].Microseconds())/1000, "p99_ms")
+	}
+	if aged > 0 {
+		var emptied int
+		if err := d.R.Get(&emptied, `SELECT COUNT(*) FROM messages WHERE content IS NULL`); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(emptied)/elapsed.Seconds(), "purged/s")
+	}
+}
+
+// storeAged inserts n delivered messages created 31 days ago: just past
+// the default retention.
+func storeAged(ctx context.Context, d *db.DB, serviceID int64, n int) error {
+	tx, err := d.W.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	st, err := tx.PrepareContext(ctx, `INSERT INTO messages (id, service_id, institution_id, fiscal_code, mode, content, time_to_live, status, created_at, processed_at)
+		VALUES (?, ?, 1, ?, 'live', ?, 3600, 'PROCESSED', ?, ?)`)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	cfs := fiscalCodes(5000)
+	content := `{"subject":"Avviso di pagamento TARI 2026","markdown":"Gentile contribuente, le ricordiamo che la seconda rata della TARI 2026 scade il 16 dicembre."}`
+	start := time.Now().Add(-31 * 24 * time.Hour)
+	for i := range n {
+		at := start.Add(time.Duration(i) * time.Millisecond)
+		if _, err := st.ExecContext(ctx, send.NewID(at), serviceID, cfs[i%len(cfs)], content, at, at); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
 }
