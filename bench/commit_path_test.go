@@ -22,20 +22,28 @@ import (
 // background checkpoints as the gateway runs them.
 //
 //	go test -run '^$' -bench CommitPath -benchtime 4s ./bench
-func BenchmarkCommitPath(b *testing.B) { commitPath(b, 0) }
+func BenchmarkCommitPath(b *testing.B) { commitPath(b, 0, false) }
 
-// BenchmarkCommitPathDuringRetention is BenchmarkCommitPath while the
-// retention job catches up on 300,000 messages that have just aged past
-// the 30-day limit — what follows, a month later, an institution's bulk
-// send to all its residents. It also reports how fast the job emptied
-// them, so a change to how retention shares the single writer is measured
-// on both sides.
-func BenchmarkCommitPathDuringRetention(b *testing.B) { commitPath(b, 300_000) }
+// agedMessages is how many messages the retention benchmarks store 31
+// days old: what a month-old bulk send to all residents leaves.
+const agedMessages = 300_000
 
-// commitPath runs the commit-path benchmark; with aged > 0 it first stores
-// that many delivered messages 31 days old and runs one retention pass
+// BenchmarkCommitPathAged is BenchmarkCommitPath on a table that also
+// holds the aged messages, without the retention job: the baseline for
+// BenchmarkCommitPathDuringRetention.
+func BenchmarkCommitPathAged(b *testing.B) { commitPath(b, agedMessages, false) }
+
+// BenchmarkCommitPathDuringRetention is BenchmarkCommitPathAged while the
+// retention job empties the aged messages. Sends are counted only while
+// the job runs (it may finish before the sends do), and the job's own
+// speed is reported as rows per second of its run, so a change to how
+// retention shares the single writer is measured on both sides.
+func BenchmarkCommitPathDuringRetention(b *testing.B) { commitPath(b, agedMessages, true) }
+
+// commitPath runs the commit-path benchmark; aged > 0 first stores that
+// many delivered messages 31 days old, and purge runs one retention pass
 // beside the sends.
-func commitPath(b *testing.B, aged int) {
+func commitPath(b *testing.B, aged int, purge bool) {
 	ctx := context.Background()
 	d, err := db.Open(ctx, filepath.Join(b.TempDir(), "x.db"))
 	if err != nil {
@@ -79,27 +87,41 @@ func commitPath(b *testing.B, aged int) {
 	}
 	cfs := fiscalCodes(1000)
 	content := `{"subject":"Avviso di pagamento","markdown":"Gentile contribuente, le ricordiamo che la seconda rata della TARI 2026 scade il 16 dicembre. Può pagare con l'avviso pagoPA allegato"}`
+	type done struct {
+		at      time.Time
+		latency time.Duration
+	}
 	var (
-		seq       atomic.Int64
-		mu        sync.Mutex
-		latencies []time.Duration
+		seq   atomic.Int64
+		mu    sync.Mutex
+		sends []done
 	)
 	purgeCtx, stopPurge := context.WithCancel(ctx)
-	purgeDone := make(chan struct{})
+	var (
+		purgeEnd  time.Time // zero while the job runs
+		purged    int64
+		purgeDone = make(chan struct{})
+	)
 	b.SetParallelism(32) // 64 goroutines on 2 cores, as the HTTP bench's clients
 	b.ResetTimer()
 	start := time.Now()
 	go func() {
 		defer close(purgeDone)
-		if aged > 0 {
-			del, err := delivery.New(delivery.Config{DB: d, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-			if err == nil {
-				_, _ = del.PurgeContent(purgeCtx)
-			}
+		if !purge {
+			return
+		}
+		del, err := delivery.New(delivery.Config{DB: d, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		if err != nil {
+			return
+		}
+		n, err := del.PurgeContent(purgeCtx)
+		purged = n
+		if err == nil {
+			purgeEnd = time.Now()
 		}
 	}()
 	b.RunParallel(func(pb *testing.PB) {
-		var mine []time.Duration
+		var mine []done
 		for pb.Next() {
 			i := seq.Add(1)
 			now := time.Now()
@@ -115,27 +137,44 @@ func commitPath(b *testing.B, aged int) {
 				b.Error(err)
 				return
 			}
-			mine = append(mine, time.Since(now))
+			end := time.Now()
+			mine = append(mine, done{end, end.Sub(now)})
 		}
 		mu.Lock()
-		latencies = append(latencies, mine...)
+		sends = append(sends, mine...)
 		mu.Unlock()
 	})
-	elapsed := time.Since(start)
+	end := time.Now()
 	b.StopTimer()
 	stopPurge()
 	<-purgeDone
-	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "sends/s")
+	// With the job beside them, only the sends it overlapped count.
+	window := end
+	if purge && !purgeEnd.IsZero() && purgeEnd.Before(end) {
+		window = purgeEnd
+	}
+	var latencies []time.Duration
+	for _, s := range sends {
+		if !s.at.After(window) {
+			latencies = append(latencies, s.latency)
+		}
+	}
 	slices.Sort(latencies)
+	b.ReportMetric(float64(len(latencies))/window.Sub(start).Seconds(), "sends/s")
 	if len(latencies) > 0 {
 		b.ReportMetric(float64(latencies[len(latencies)*99/100].Microseconds())/1000, "p99_ms")
 	}
-	if aged > 0 {
-		var emptied int
-		if err := d.R.Get(&emptied, `SELECT COUNT(*) FROM messages WHERE content IS NULL`); err != nil {
-			b.Fatal(err)
+	if purge {
+		ran := end
+		if !purgeEnd.IsZero() {
+			ran = purgeEnd
 		}
-		b.ReportMetric(float64(emptied)/elapsed.Seconds(), "purged/s")
+		b.ReportMetric(float64(purged)/ran.Sub(start).Seconds(), "purged/s")
+		finished := 0.0
+		if !purgeEnd.IsZero() {
+			finished = 1
+		}
+		b.ReportMetric(finished, "purge_finished")
 	}
 }
 

@@ -156,7 +156,7 @@ func (t *target) prefill(ctx context.Context, n int) error {
 		// thousands crossed it during the measured rounds, and the
 		// retention job's purge of them ran beside the sends — a one-off
 		// burst of writes, not the cost of a big table (1M runs measured
-		// 0.67 of the empty database with it, p99 38–46 ms).
+		// 0.67 of the empty database with it, p99 35–46 ms).
 		start := time.Now().Add(-7 * 24 * time.Hour)
 		const chunk = 50000
 		for done := 0; done < n; done += chunk {

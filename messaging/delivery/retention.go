@@ -28,11 +28,11 @@ func (d *Delivery) retention(ctx context.Context) error {
 // the next one while it catches up: 3 keeps it to at most a quarter of the
 // single writer's time. A month after an institution's bulk send, hundreds
 // of thousands of messages age out within minutes. Purged back to back,
-// each batch waiting for its fsync, the sends beside them kept a median
-// 0.72 of their throughput (p99 8.8 ms); paced and unsynced, 0.93 (p99
-// 6.0 ms), while the purge kept its speed, since a batch that does not
-// wait for an fsync holds the writer briefly (BenchmarkCommitPathDuringRetention,
-// docs/benchmarks.md).
+// each batch waiting for its fsync, 300,000 of them went in 1.2–1.4 s
+// during which the sends beside them fell to a fifth of their throughput
+// (p99 13–90 ms); paced and unsynced, the purge takes about four times as
+// long and the sends keep 0.7–0.95 of theirs (p99 6–8 ms)
+// (BenchmarkCommitPathDuringRetention, docs/benchmarks.md).
 const retentionPace = 3
 
 // PurgeContent runs one retention pass and returns how many messages lost
