@@ -64,13 +64,11 @@ func (g *Gateway) authed(h func(http.ResponseWriter, *http.Request, *call)) http
 		var c *call
 		defer func() {
 			v := recover()
+			if v != nil && v != http.ErrAbortHandler {
+				g.recovered(w, r, c, v) // answers, setting c.status
+			}
 			if c != nil {
 				c.reserved.finish(false)
-			}
-			if v != nil && v != http.ErrAbortHandler {
-				g.recovered(w, r, c, v)
-			}
-			if c != nil {
 				status := c.status
 				if status == 0 {
 					// Aborted before any answer: the client got nothing,

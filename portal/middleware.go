@@ -25,7 +25,7 @@ func SecurityHeaders(next http.Handler) http.Handler {
 	})
 }
 
-// middleware wraps the router, outermost first: recover → log → headers →
+// middleware wraps the router, outermost first: recover and log → headers →
 // CSRF (cross-origin protection) → session → router (then per-route authz).
 func (a *App) middleware(h http.Handler) http.Handler {
 	cop := http.NewCrossOriginProtection()
@@ -36,8 +36,7 @@ func (a *App) middleware(h http.Handler) http.Handler {
 	h = a.withSession(h)
 	h = cop.Handler(h)
 	h = SecurityHeaders(h)
-	h = a.logRequests(h)
-	return a.recoverPanics(h)
+	return a.observe(h)
 }
 
 // statusRecorder notes the status a handler answered and whether its
@@ -61,28 +60,16 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 // Unwrap lets http.ResponseController reach the connection's writer.
 func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
-func (a *App) logRequests(next http.Handler) http.Handler {
+// observe is the outermost layer: one recorder per request gives the
+// request log its status and tells a panic's recovery whether the answer
+// had started. A handler's panic (a bug) is logged with its stack and
+// answered with a 500. Pages are rendered into a buffer before they are
+// written, but a download streams (the audit CSV): if the answer had
+// started, the connection is cut, so the file arrives broken rather than
+// looking whole with an error line in it.
+func (a *App) observe(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		rec := &statusRecorder{ResponseWriter: w, status: 200}
-		next.ServeHTTP(rec, r)
-		// Paths never hold secrets: invitation tokens are the exception, so
-		// they are cut from the log line.
-		p := r.URL.Path
-		if len(p) > 8 && p[:8] == "/invite/" {
-			p = "/invite/…"
-		}
-		a.Logger.Debug("request", "method", r.Method, "path", p, "status", rec.status, "dur", time.Since(start))
-	})
-}
-
-// recoverPanics answers a handler's panic (a bug) with a 500 and logs its
-// stack. Pages are rendered into a buffer before they are written, but a
-// download streams (the audit CSV): if the answer had started, the
-// connection is cut, so the file arrives broken rather than looking whole
-// with an error line in it.
-func (a *App) recoverPanics(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		defer func() {
 			if v := recover(); v != nil {
@@ -97,6 +84,13 @@ func (a *App) recoverPanics(next http.Handler) http.Handler {
 			}
 		}()
 		next.ServeHTTP(rec, r)
+		// Paths never hold secrets: invitation tokens are the exception, so
+		// they are cut from the log line.
+		p := r.URL.Path
+		if len(p) > 8 && p[:8] == "/invite/" {
+			p = "/invite/…"
+		}
+		a.Logger.Debug("request", "method", r.Method, "path", p, "status", rec.status, "dur", time.Since(start))
 	})
 }
 

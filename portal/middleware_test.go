@@ -12,9 +12,9 @@ import (
 // A panic before the answer started gets a 500; one in the middle of a
 // streamed download cuts the connection, so the file never arrives looking
 // whole with an error line in it.
-func TestRecoverPanicsCutsAStartedDownload(t *testing.T) {
+func TestAPanicCutsAStartedDownload(t *testing.T) {
 	a := &App{Deps: Deps{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}}
-	srv := httptest.NewServer(a.recoverPanics(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewServer(a.observe(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/stream" {
 			w.Header().Set("Content-Type", "text/csv")
 			_, _ = w.Write([]byte("id,time_utc\n1,2026-12-03T09:00:00Z\n"))

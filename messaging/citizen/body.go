@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"reflect"
@@ -28,13 +27,11 @@ type bodyError struct {
 	args   []any
 }
 
-func (e *bodyError) Error() string { return fmt.Sprintf("body: %s %s", e.field, e.key) }
-
 // decode reads one JSON object of at most maxBody bytes into v, refusing
 // unknown fields (a typo in a field name is an error, not a silent no-op),
 // anything but an object (`null` is not an empty update) and anything
 // after the object (a doubled body is not half-applied).
-func decode(r *http.Request, v any) error {
+func decode(r *http.Request, v any) *bodyError {
 	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, maxBody))
 	var tooBig *http.MaxBytesError
 	switch {
@@ -110,11 +107,7 @@ func holdsDirectly(target reflect.Type, e *json.UnmarshalTypeError) bool {
 }
 
 // badBody answers a body that decode refused, with the field it points at.
-func (a *API) badBody(w http.ResponseWriter, r *http.Request, err error) {
-	var be *bodyError
-	if !errors.As(err, &be) {
-		be = &bodyError{status: http.StatusBadRequest, key: "citizen.field.unreadable"}
-	}
+func (a *API) badBody(w http.ResponseWriter, r *http.Request, be *bodyError) {
 	a.problem(w, r, be.status, "citizen.error.body",
 		fieldProblem{Field: be.field, Detail: a.cat.T(lang(r), be.key, be.args...)})
 }

@@ -203,8 +203,8 @@ func (a *API) putMessageStatus(w http.ResponseWriter, r *http.Request, fc string
 		IsRead     *bool `json:"is_read"`
 		IsArchived *bool `json:"is_archived"`
 	}
-	if err := decode(r, &body); err != nil {
-		a.badBody(w, r, err)
+	if be := decode(r, &body); be != nil {
+		a.badBody(w, r, be)
 		return
 	}
 	id := r.PathValue("id")

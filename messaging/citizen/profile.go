@@ -229,8 +229,8 @@ func (a *API) getProfile(w http.ResponseWriter, r *http.Request, fc string) {
 
 func (a *API) putProfile(w http.ResponseWriter, r *http.Request, fc string) {
 	var u ProfileUpdate
-	if err := decode(r, &u); err != nil {
-		a.badBody(w, r, err)
+	if be := decode(r, &u); be != nil {
+		a.badBody(w, r, be)
 		return
 	}
 	if bad := u.validate(); len(bad) > 0 {

@@ -208,8 +208,8 @@ func (a *API) putPreference(w http.ResponseWriter, r *http.Request, fc string) {
 		IsWebhookEnabled *bool `json:"is_webhook_enabled"`
 		SettingsVersion  *int  `json:"settings_version"`
 	}
-	if err := decode(r, &body); err != nil {
-		a.badBody(w, r, err)
+	if be := decode(r, &body); be != nil {
+		a.badBody(w, r, be)
 		return
 	}
 	bad := map[string]string{}

@@ -33,9 +33,10 @@ func ExpectedType(e *json.UnmarshalTypeError) string {
 // UnknownFieldPath finds where in body the first key that target's type
 // does not have sits, as a path (`service_preferences_settings.mod`,
 // `list[1].q`); a map's keys are never unknown. encoding/json names only
-// the key itself, and a client needs the path to find it. Keys are matched to fields as encoding/json does: by the json tag's
-// name, else the field's, ignoring case. It returns leaf when body does not
-// show such a key (it should, for the body that produced the error).
+// the key itself, and a client needs the path to find it. Keys are matched
+// to fields as encoding/json does: by the json tag's name, else the
+// field's, ignoring case. It returns leaf when body does not show such a
+// key (it should, for the body that produced the error).
 func UnknownFieldPath(body []byte, target reflect.Type, leaf string) string {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if path, ok := findUnknown(dec, target, ""); ok {
