@@ -282,7 +282,7 @@ func TestAPanickingHandlerAnswersAProblemAndIsMetered(t *testing.T) {
 		t.Error("the 500 lacks the rate-limit headers every response carries")
 	}
 	e.stop() // writes the usage counts
-	if n := e.count(`SELECT COALESCE(SUM(count), 0) FROM usage_daily WHERE service_id = ? AND outcome = 'server_error'`, id); n != 1 {
+	if n := e.metered(id, "server_error"); n != 1 {
 		t.Errorf("%d server errors metered, want 1", n)
 	}
 	out := logs.String()
@@ -329,7 +329,7 @@ func TestAnAbortedRequestIsMetered(t *testing.T) {
 		t.Fatalf("aborted request answered %d; want the connection dropped", res.StatusCode)
 	}
 	e.stop() // writes the usage counts
-	if n := e.count(`SELECT COALESCE(SUM(count), 0) FROM usage_daily WHERE service_id = ? AND outcome = 'server_error'`, id); n != 1 {
+	if n := e.metered(id, "server_error"); n != 1 {
 		t.Errorf("%d requests metered as server errors, want 1 (the client got no answer)", n)
 	}
 }
@@ -351,7 +351,7 @@ func TestAPanicAfterTheAnswerLeavesTheAnswer(t *testing.T) {
 		t.Fatalf("answer %d %q (%v), want the 201 as written", res.StatusCode, b, err)
 	}
 	e.stop()
-	if n := e.count(`SELECT COALESCE(SUM(count), 0) FROM usage_daily WHERE service_id = ? AND outcome = 'accepted'`, id); n != 1 {
+	if n := e.metered(id, "accepted"); n != 1 {
 		t.Errorf("%d accepted requests metered, want 1", n)
 	}
 }

@@ -233,6 +233,13 @@ func (e *env) do(method, path, key string, body any, hdr ...string) resp {
 	return resp{res, b}
 }
 
+// metered is how many requests of the service the usage meter wrote with
+// outcome (call e.stop first: it flushes the meter).
+func (e *env) metered(serviceID int64, outcome string) int {
+	e.t.Helper()
+	return e.count(`SELECT COALESCE(SUM(count), 0) FROM usage_daily WHERE service_id = ? AND outcome = ?`, serviceID, outcome)
+}
+
 func (e *env) count(q string, args ...any) int {
 	e.t.Helper()
 	var n int
