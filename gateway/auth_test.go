@@ -355,3 +355,31 @@ func TestAPanicAfterTheAnswerLeavesTheAnswer(t *testing.T) {
 		t.Errorf("%d accepted requests metered, want 1", n)
 	}
 }
+
+// A known path with the wrong method says which methods it takes (405 with
+// Allow), an unknown path is a 404: an integrator who types GET for POST
+// is not told the operation does not exist.
+func TestWrongMethodIs405WithAllow(t *testing.T) {
+	e := newEnv(t)
+	_, testKey, _ := e.service(svcOpts{})
+	for _, c := range []struct {
+		method, path string
+		status       int
+		allow        string
+	}{
+		{"GET", "/api/v1/messages/" + mario, 405, "POST"},
+		{"DELETE", "/api/v1/messages/" + mario + "/01JDZ7Q8M4W2C9X1V6B3N5K7R0", 405, "GET"},
+		{"PUT", "/api/v1/profiles", 405, "POST"},
+		{"POST", "/api/v1/openapi.yaml", 405, "GET"},
+		{"GET", "/api/v1/nothing-here", 404, ""},
+	} {
+		r := e.do(c.method, c.path, testKey, nil)
+		if r.StatusCode != c.status || r.Header.Get("Allow") != c.allow {
+			t.Errorf("%s %s: %d Allow %q, want %d Allow %q", c.method, c.path, r.StatusCode, r.Header.Get("Allow"), c.status, c.allow)
+			continue
+		}
+		if p := r.problem(t); c.status == 405 && !strings.Contains(p.Detail, c.allow) {
+			t.Errorf("%s %s: detail %q does not name %s", c.method, c.path, p.Detail, c.allow)
+		}
+	}
+}

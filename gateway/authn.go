@@ -24,6 +24,20 @@ type call struct {
 	reserved *reservation
 }
 
+// settle ends the request's quota reservation: counted spends the unit,
+// otherwise it goes back, and the RateLimit headers (worked out when the
+// unit was reserved) give it back too, so a retry or a refusal does not
+// look as if it had cost a request.
+func (c *call) settle(counted bool) {
+	if c.reserved == nil || c.reserved.done {
+		return
+	}
+	c.reserved.finish(counted)
+	if !counted && c.limits != nil {
+		c.limits.remaining++
+	}
+}
+
 func (c *call) sender() send.Sender {
 	return send.Sender{ServiceID: c.p.svc.id, ServicePublicID: c.p.svc.publicID, InstitutionID: c.p.svc.institutionID,
 		Mode: string(c.p.mode), RequireSecureChannels: c.p.svc.requireSecure}

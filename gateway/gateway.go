@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"time"
 
@@ -188,7 +189,28 @@ func (g *Gateway) routes() http.Handler {
 	mux.Handle("POST /api/v1/profiles", g.authed(g.getProfile))
 	mux.HandleFunc("GET /api/v1/openapi.yaml", serveOpenAPI)
 	mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
+		// This catch-all matches every method, so the mux's own 405 never
+		// happens: a known path with the wrong method is told so here.
+		if allow := allowedMethods(mux, r); allow != "" {
+			w.Header().Set("Allow", allow)
+			g.problem(w, r, nil, http.StatusMethodNotAllowed, "method_not_allowed", nil, allow)
+			return
+		}
 		g.problem(w, r, nil, http.StatusNotFound, "not_found", nil)
 	})
 	return mux
+}
+
+// allowedMethods lists the methods mux serves at r's path other than the
+// catch-all, or "" when the path is unknown.
+func allowedMethods(mux *http.ServeMux, r *http.Request) string {
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodPost} {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, pattern := mux.Handler(probe); pattern != "/api/v1/" && pattern != "" {
+			allow = append(allow, m)
+		}
+	}
+	return strings.Join(allow, ", ")
 }

@@ -163,3 +163,32 @@ func TestCheckpointsMoveOffTheWriterAndBack(t *testing.T) {
 		t.Fatalf("after Close: wal_autocheckpoint = %d (%v), want 1000", n, err)
 	}
 }
+
+// What a test key's request costs, as the headers tell it: a new message
+// and a read spend a unit; a retry answered from its Idempotency-Key, a
+// reused key (422) and a refused request do not, and their RateLimit
+// headers say so instead of showing the unit they held for a moment.
+func TestQuotaHeadersShowWhatWasCounted(t *testing.T) {
+	e := newEnv(t)
+	_, testKey, _ := e.service(svcOpts{recipients: []string{mario}})
+	path := "/api/v1/messages/" + mario
+	steps := []struct {
+		name      string
+		do        func() resp
+		status    int
+		remaining string
+	}{
+		{"new message", func() resp { return e.do("POST", path, testKey, msg("Promemoria TARI"), "Idempotency-Key", "k1") }, 201, "999"},
+		{"retry", func() resp { return e.do("POST", path, testKey, msg("Promemoria TARI"), "Idempotency-Key", "k1") }, 201, "999"},
+		{"key reused", func() resp { return e.do("POST", path, testKey, msg("Promemoria IMU!"), "Idempotency-Key", "k1") }, 422, "999"},
+		{"invalid", func() resp { return e.do("POST", path, testKey, msg("short")) }, 400, "999"},
+		{"profile read", func() resp { return e.do("GET", "/api/v1/profiles/"+mario, testKey, nil) }, 404, "998"},
+		{"another message", func() resp { return e.do("POST", path, testKey, msg("Promemoria IMU!")) }, 201, "997"},
+	}
+	for _, s := range steps {
+		r := s.do()
+		if r.StatusCode != s.status || r.Header.Get("RateLimit-Remaining") != s.remaining {
+			t.Fatalf("%s: %d RateLimit-Remaining %q, want %d %s (%s)", s.name, r.StatusCode, r.Header.Get("RateLimit-Remaining"), s.status, s.remaining, r.body)
+		}
+	}
+}

@@ -60,7 +60,7 @@ func (g *Gateway) postMessage(w http.ResponseWriter, r *http.Request, c *call) {
 		sub.Extra = res.op
 	}
 	out, err := g.store.Submit(r.Context(), c.sender(), sub)
-	res.finish(err == nil && !out.Replayed)
+	c.settle(err == nil && !out.Replayed)
 	switch {
 	case errors.Is(err, send.ErrIdempotencyMismatch):
 		g.problem(w, r, c, http.StatusUnprocessableEntity, "idempotency_mismatch", nil)
@@ -120,7 +120,7 @@ func (g *Gateway) countedRead(w http.ResponseWriter, r *http.Request, c *call, r
 	if err == nil && res != nil {
 		err = g.gc.Do(r.Context(), func(tx *send.Tx) error { return res.op(tx) })
 	}
-	res.finish(err == nil)
+	c.settle(err == nil)
 	if err != nil {
 		g.log.Error("gateway: read", "service", c.p.svc.id, "err", err)
 		g.problem(w, r, c, http.StatusInternalServerError, "internal", nil)

@@ -15,7 +15,7 @@ import (
 var ProblemCodes = []string{
 	"missing_key", "unknown_key", "suspended", "not_approved", "cidr", "recipient",
 	"validation", "bad_json", "bad_body", "too_large", "media_type", "idempotency_mismatch",
-	"rate_limited", "auth_throttled", "quota_exceeded", "message_not_found", "profile_not_found", "not_found", "internal",
+	"rate_limited", "auth_throttled", "quota_exceeded", "message_not_found", "profile_not_found", "not_found", "method_not_allowed", "internal",
 }
 
 // Rules lists the validation rules of the errors list, for the docs page.
@@ -76,5 +76,9 @@ func (g *Gateway) ruleMessage(l string, e send.FieldError) string {
 	if value == nil {
 		value = ""
 	}
-	return g.cat.T(l, "gateway.rule."+e.Rule, e.Field, limit, value)
+	field := e.Field
+	if field == "" { // the body as a whole (an array instead of an object)
+		field = g.cat.T(l, "gateway.field.body")
+	}
+	return g.cat.T(l, "gateway.rule."+e.Rule, field, limit, value)
 }

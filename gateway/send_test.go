@@ -50,6 +50,7 @@ func TestValidationRulesAnswerWithFieldDetails(t *testing.T) {
 		{"due date", "/" + mario, map[string]any{"content": content("due_date", "31/12/2026")}, "content.due_date", "date_time", nil, "31/12/2026", 400, nil},
 		{"notice number", "/" + mario, map[string]any{"content": content("payment_data", pay("notice_number", "412345678901234567"))}, "content.payment_data.notice_number", "pattern", `^[0123][0-9]{17}$`, "412345678901234567", 400, nil},
 		{"notice number missing", "/" + mario, map[string]any{"content": content("payment_data", pay("notice_number", ""))}, "content.payment_data.notice_number", "required", nil, nil, 400, nil},
+		{"amount missing", "/" + mario, map[string]any{"content": content("payment_data", map[string]any{"notice_number": "012345678901234567"})}, "content.payment_data.amount", "required", nil, nil, 400, nil},
 		{"amount zero", "/" + mario, map[string]any{"content": content("payment_data", pay("amount", 0))}, "content.payment_data.amount", "min", 1.0, nil, 400, nil},
 		{"amount huge", "/" + mario, map[string]any{"content": content("payment_data", pay("amount", int64(10000000000)))}, "content.payment_data.amount", "max", 9999999999.0, 10000000000.0, 400, nil},
 		{"amount over service max", "/" + mario, map[string]any{"content": content("payment_data", pay("amount", 50001))}, "content.payment_data.amount", "max_payment", 50000.0, 50001.0, 400, []string{"50000", "50001"}},
@@ -61,6 +62,7 @@ func TestValidationRulesAnswerWithFieldDetails(t *testing.T) {
 		{"fiscal code twice", "/" + mario, map[string]any{"content": content(), "fiscal_code": mario}, "fiscal_code", "conflict", nil, nil, 400, nil},
 		{"wrong type", "/" + mario, map[string]any{"content": content("require_secure_channels", "yes")}, "content.require_secure_channels", "type", "boolean", "string", 400, nil},
 		{"wrong type ttl", "/" + mario, map[string]any{"content": content(), "time_to_live": "3600"}, "time_to_live", "type", "integer", "string", 400, nil},
+		{"not an object", "/" + mario, `[]`, "", "type", "object", "array", 400, []string{"The request body must be of type object"}},
 		{"syntax", "/" + mario, `{"content": {"subject": "Promemoria"`, "", "syntax", nil, nil, 400, nil},
 		{"syntax offset", "/" + mario, `{"content": }`, "", "syntax", nil, 13.0, 400, nil},
 	}
@@ -137,6 +139,13 @@ func TestIdempotencyKey(t *testing.T) {
 		t.Fatalf("same key, other body: %d", other.StatusCode)
 	}
 	other.problem(t)
+	// The same key and body to another recipient is another request, not a
+	// retry: answering it with the first message's id would lose it.
+	elsewhere := e.do("POST", "/api/v1/messages/"+anna, liveKey, msg("Promemoria TARI"), "Idempotency-Key", "req-1")
+	if elsewhere.StatusCode != 422 {
+		t.Fatalf("same key and body, other recipient: %d %s (Location %s)", elsewhere.StatusCode, elsewhere.body, elsewhere.Header.Get("Location"))
+	}
+	elsewhere.problem(t)
 	// Concurrent retries of one request store one message.
 	var wg sync.WaitGroup
 	ids := make([]string, 20)

@@ -52,7 +52,7 @@ type MessageContent struct {
 // PaymentData is a pagoPA notice attached to a message; amounts are in
 // euro cents.
 type PaymentData struct {
-	Amount              int64  `json:"amount"`
+	Amount              *int64 `json:"amount"` // nil when missing, so it is "required", not "at least 1"
 	NoticeNumber        string `json:"notice_number"`
 	InvalidAfterDueDate bool   `json:"invalid_after_due_date,omitempty"`
 	Payee               *Payee `json:"payee,omitempty"`
@@ -144,19 +144,21 @@ func Validate(m *NewMessage, lim Limits) []FieldError {
 	if c.DueDate != "" {
 		t, err := time.Parse(time.RFC3339, c.DueDate)
 		if err != nil {
-			add("content.due_date", RuleDateTime, "2006-01-02T15:04:05Z", c.DueDate)
+			add("content.due_date", RuleDateTime, "RFC 3339, e.g. 2026-12-31T23:59:59+01:00", c.DueDate)
 		} else {
 			c.DueDate = t.UTC().Format(time.RFC3339)
 		}
 	}
 	if p := c.PaymentData; p != nil {
 		switch {
-		case p.Amount < AmountMin:
-			add("content.payment_data.amount", RuleMin, AmountMin, p.Amount)
-		case p.Amount > AmountMax:
-			add("content.payment_data.amount", RuleMax, AmountMax, p.Amount)
-		case p.Amount > lim.MaxPaymentCents:
-			add("content.payment_data.amount", RuleMaxPayment, lim.MaxPaymentCents, p.Amount)
+		case p.Amount == nil:
+			add("content.payment_data.amount", RuleRequired, nil, nil)
+		case *p.Amount < AmountMin:
+			add("content.payment_data.amount", RuleMin, AmountMin, *p.Amount)
+		case *p.Amount > AmountMax:
+			add("content.payment_data.amount", RuleMax, AmountMax, *p.Amount)
+		case *p.Amount > lim.MaxPaymentCents:
+			add("content.payment_data.amount", RuleMaxPayment, lim.MaxPaymentCents, *p.Amount)
 		}
 		if p.NoticeNumber == "" {
 			add("content.payment_data.notice_number", RuleRequired, nil, nil)

@@ -60,7 +60,7 @@ const (
 
 // Statements run for every send, prepared once on the writer.
 const (
-	qFindIdem = `SELECT id, body_hash, created_at FROM messages WHERE service_id = ? AND idempotency_key = ?`
+	qFindIdem = `SELECT id, fiscal_code, body_hash, created_at FROM messages WHERE service_id = ? AND idempotency_key = ?`
 	qForget   = `UPDATE messages SET idempotency_key = NULL WHERE id = ?`
 
 	qInsert = `INSERT INTO messages (id, service_id, institution_id, fiscal_code, mode, content, time_to_live,
@@ -128,12 +128,14 @@ func (s *Store) Submit(ctx context.Context, from Sender, sub Submission) (Result
 		if sub.IdempotencyKey != "" {
 			// Looked up inside the shared transaction, so a concurrent retry
 			// in the same batch sees the first one's uncommitted row.
-			var prevID, prevHash string
+			var prevID, prevCF, prevHash string
 			var prevAt time.Time
-			err := tx.QueryRow(qFindIdem, from.ServiceID, sub.IdempotencyKey).Scan(&prevID, &prevHash, &prevAt)
+			err := tx.QueryRow(qFindIdem, from.ServiceID, sub.IdempotencyKey).Scan(&prevID, &prevCF, &prevHash, &prevAt)
 			switch {
 			case err == nil && now.Sub(prevAt) < IdempotencyWindow:
-				if prevHash != sub.BodyHash {
+				// A retry has the same body and the same recipient (the
+				// path's fiscal code is not in the body hash).
+				if prevHash != sub.BodyHash || prevCF != m.FiscalCode {
 					mismatch = true
 					return nil
 				}
