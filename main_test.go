@@ -179,3 +179,37 @@ func TestResetLinkCommand(t *testing.T) {
 		t.Fatalf("%d open reset links (%v), want 1", n, err)
 	}
 }
+
+// The citizen token is signed with the server's keys, so the command takes
+// --data before or after the fiscal code, and refuses a directory without
+// keys instead of signing with new ones the server would reject.
+func TestCitizenTokenTakesFlagsInAnyOrderAndNeedsTheServersKeys(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	if _, err := loadKeys(dir); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"citizen-token", "--data", dir, "RSSMRA85T10A562S"},
+		{"citizen-token", "RSSMRA85T10A562S", "--data", dir},
+	} {
+		r, w, _ := os.Pipe()
+		stdout := os.Stdout
+		os.Stdout = w
+		err := run(ctx, args)
+		w.Close()
+		os.Stdout = stdout
+		out, _ := io.ReadAll(r)
+		if err != nil || len(strings.TrimSpace(string(out))) < 20 {
+			t.Fatalf("%v: %v, printed %q", args, err, out)
+		}
+	}
+	empty := filepath.Join(t.TempDir(), "nothing")
+	err := run(ctx, []string{"citizen-token", "RSSMRA85T10A562S", "--data", empty})
+	if err == nil || !strings.Contains(err.Error(), "no Sportello keys") {
+		t.Fatalf("empty data dir: %v", err)
+	}
+	if _, statErr := os.Stat(filepath.Join(empty, keysFile)); statErr == nil {
+		t.Fatal("keys were created in the wrong directory")
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -235,15 +236,21 @@ func serve(ctx context.Context, cfg *Config) error {
 func citizenTokenCommand(args []string) error {
 	fs := flag.NewFlagSet("citizen-token", flag.ContinueOnError)
 	data := dataFlag(fs)
-	if err := fs.Parse(args); err != nil {
+	rest, err := parseAnywhere(fs, args)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
+	if len(rest) != 1 {
 		return fmt.Errorf("usage: sportello citizen-token [--data DIR] FISCALCODE")
 	}
-	cf := fiscalcode.Normalize(fs.Arg(0))
+	cf := fiscalcode.Normalize(rest[0])
 	if !fiscalcode.ValidPerson(cf) {
-		return fmt.Errorf("%s is not a valid person fiscal code (check the last character)", fs.Arg(0))
+		return fmt.Errorf("%s is not a valid person fiscal code (check the last character)", rest[0])
+	}
+	// loadKeys would create new keys in a wrong or empty directory, and
+	// the token would then be refused by the server with no hint why.
+	if _, err := os.Stat(filepath.Join(*data, keysFile)); err != nil {
+		return fmt.Errorf("no Sportello keys in %s (start the server once with --data %s, or pass the server's --data)", *data, *data)
 	}
 	keys, err := loadKeys(*data)
 	if err != nil {
@@ -251,6 +258,23 @@ func citizenTokenCommand(args []string) error {
 	}
 	fmt.Println(citizen.IssueToken(keys.Signing, cf, time.Now()))
 	return nil
+}
+
+// parseAnywhere parses flags before and after the positional arguments,
+// which it returns: the flag package stops at the first non-flag, so
+// "citizen-token CF --data DIR" would otherwise be a usage error.
+func parseAnywhere(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return positional, nil
+		}
+		positional = append(positional, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
 }
 
 // seedDemoCommand creates demo services (idempotent) and prints their keys.

@@ -181,7 +181,8 @@ type fieldProblem struct {
 // problem writes an RFC 9457 problem with a translated title.
 func (a *API) problem(w http.ResponseWriter, r *http.Request, status int, key string, fields ...fieldProblem) {
 	body := map[string]any{
-		"type":   "https://sportello.example/problems/" + strings.TrimPrefix(key, "citizen.error."),
+		// A stable identifier, not an address: there is no page to fetch.
+		"type":   "urn:sportello:citizen:problem:" + strings.TrimPrefix(key, "citizen.error."),
 		"title":  a.cat.T(lang(r), key),
 		"status": status,
 	}
