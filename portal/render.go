@@ -124,6 +124,9 @@ func (r *renderer) funcs(lang string) template.FuncMap {
 			}
 			return tt.In(rome).Format("02/01/2006 15:04")
 		},
+		// day is the date alone, in Rome's zone (Monday 00:00 in Rome is
+		// still Sunday in UTC).
+		"day":        func(t time.Time) string { return t.In(rome).Format("02/01/2006") },
 		"isoTime":    func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 		"add":        func(a, b int) int { return a + b },
 		"pathEscape": url.PathEscape,

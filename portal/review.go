@@ -318,7 +318,10 @@ func (a *App) setLimits(w http.ResponseWriter, r *http.Request) {
 	n, err1 := strconv.Atoi(r.FormValue("requests"))
 	win, err2 := strconv.Atoi(r.FormValue("window"))
 	if err1 != nil || err2 != nil || n < 1 || n > 100000 || win < 1 || win > 3600 {
-		a.flash(w, r, "error", "admin.limits.invalid")
+		// The list page has a form per service: say which one, what was
+		// typed, and what still holds.
+		a.flash(w, r, "error", "admin.limits.invalid", sc.Service.Name, truncate(r.FormValue("requests"), 20), truncate(r.FormValue("window"), 20),
+			sc.Service.RateLimitRequests, sc.Service.RateLimitWindowS)
 		http.Redirect(w, r, "/admin/services", http.StatusSeeOther)
 		return
 	}

@@ -276,7 +276,7 @@ func TestServiceRolesAndConsole(t *testing.T) {
 	r := pa.post("/admin/services/"+sid+"/limits", url.Values{"requests": {"300"}, "window": {"5"}})
 	mustContain(t, pa.follow(r), "300 richieste ogni 5 secondi")
 	r = pa.post("/admin/services/"+sid+"/limits", url.Values{"requests": {"0"}, "window": {"5"}})
-	mustContain(t, pa.follow(r), "Limite non valido")
+	mustContain(t, pa.follow(r), "Limite di Servizio non salvato: «0» richieste ogni «5» secondi", "Resta 300 richieste ogni 5 secondi")
 	if e.count(`SELECT rate_limit_requests FROM services WHERE public_id = ?`, sid) != 300 {
 		t.Fatal("limit not stored or invalid limit stored")
 	}
@@ -285,7 +285,16 @@ func TestServiceRolesAndConsole(t *testing.T) {
 		t.Fatal("not suspended")
 	}
 	mustContain(t, admin.get(fmt.Sprintf("/i/%d/services", inst)), "Sospeso")
+	// The keys page is where staff go when their integration fails: it
+	// says the keys are refused and that regenerating them does not help.
+	keysPage := fmt.Sprintf("/i/%d/services/%s/keys", inst, sid)
+	mustContain(t, admin.get(keysPage), "Servizio sospeso", "403", "Rigenerare le chiavi non serve")
+	// Operators see the keys but are told who manages them.
+	mustContain(t, operator.get(keysPage), "Solo gli amministratori dell'ente possono creare")
 	pa.post("/admin/services/"+sid+"/reactivate", nil)
+	if body := admin.get(keysPage).Body; strings.Contains(body, "Servizio sospeso") {
+		t.Fatal("the suspension notice stays after reactivation")
+	}
 	// Deleting needs the name typed; then it is final and revokes the keys.
 	r = admin.post(fmt.Sprintf("/i/%d/services/%s/delete", inst, sid), url.Values{"confirm_name": {"altro"}})
 	mustContain(t, admin.follow(r), "non corrisponde")

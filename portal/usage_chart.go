@@ -16,13 +16,17 @@ type usageChart struct {
 	PlotTop       float64
 	PlotBottom    float64
 	PlotLeft      float64
-	Bars          []chartBar
-	Ticks         []chartTick
-	YTicks        []chartTick
-	Days          []usageDay
-	Total         int64
-	Max           int64
-	ServerErrors  int64 // over the 30 days: the legend lists them only then
+	// PlotRight is where the bars end and the scale is drawn: on the
+	// right, beside today, which is what a phone shows first (the chart
+	// scrolls sideways there and opens at its right end).
+	PlotRight    float64
+	Bars         []chartBar
+	Ticks        []chartTick
+	YTicks       []chartTick
+	Days         []usageDay
+	Total        int64
+	Max          int64
+	ServerErrors int64 // over the 30 days: the legend lists them only then
 }
 
 type chartBar struct {
@@ -51,6 +55,9 @@ func (d usageDay) Total() int64 { return d.Accepted + d.ClientError + d.Throttle
 // chartDays is how many days the chart shows, today included.
 const chartDays = 30
 
+// minBar is the height (in chart units) of the smallest drawn part of a bar.
+const minBar = 2.0
+
 func (a *App) usageChart(ctx context.Context, serviceID int64, now time.Time) (*usageChart, error) {
 	today := gateway.UsageDay(now)
 	first := today.AddDate(0, 0, -(chartDays - 1))
@@ -63,7 +70,7 @@ func (a *App) usageChart(ctx context.Context, serviceID int64, now time.Time) (*
 		WHERE service_id = ? AND day >= ? GROUP BY day, outcome`, serviceID, first.Format("2006-01-02")); err != nil {
 		return nil, fmt.Errorf("usage: %w", err)
 	}
-	c := &usageChart{Width: 640, Height: 220, PlotTop: 10, PlotBottom: 190, PlotLeft: 48}
+	c := &usageChart{Width: 640, Height: 220, PlotTop: 10, PlotBottom: 190, PlotLeft: 4, PlotRight: 592}
 	c.Days = make([]usageDay, chartDays)
 	index := map[string]int{}
 	for i := range c.Days {
@@ -94,7 +101,7 @@ func (a *App) usageChart(ctx context.Context, serviceID int64, now time.Time) (*
 	}
 	scaleMax := niceCeil(c.Max)
 	plotH := c.PlotBottom - c.PlotTop
-	slot := (c.Width - c.PlotLeft) / chartDays
+	slot := (c.PlotRight - c.PlotLeft) / chartDays
 	barW := slot * 0.7
 	for i, d := range c.Days {
 		x := c.PlotLeft + float64(i)*slot + (slot-barW)/2
@@ -110,7 +117,9 @@ func (a *App) usageChart(ctx context.Context, serviceID int64, now time.Time) (*
 			if part.n == 0 {
 				continue
 			}
-			h := float64(part.n) / float64(scaleMax) * plotH
+			// At least minBar high: a few refusals beside a thousand
+			// accepted requests must still show.
+			h := max(float64(part.n)/float64(scaleMax)*plotH, minBar)
 			y -= h
 			c.Bars = append(c.Bars, chartBar{X: round1(x), Y: round1(y), W: round1(barW), H: round1(h), Class: part.class,
 				Day: d.Day.Format("02/01"), Outcome: "keys.outcome." + part.key, N: part.n})
@@ -120,27 +129,29 @@ func (a *App) usageChart(ctx context.Context, serviceID int64, now time.Time) (*
 		}
 	}
 	for _, v := range []int64{0, scaleMax / 2, scaleMax} {
-		c.YTicks = append(c.YTicks, chartTick{X: c.PlotLeft - 6, Y: round1(c.PlotBottom - float64(v)/float64(scaleMax)*plotH), Label: fmt.Sprint(v)})
+		c.YTicks = append(c.YTicks, chartTick{X: c.PlotRight + 6, Y: round1(c.PlotBottom - float64(v)/float64(scaleMax)*plotH), Label: fmt.Sprint(v)})
 	}
 	return c, nil
 }
 
-// niceCeil rounds up to 1, 2 or 5 times a power of ten (at least 10), so
-// the axis reads in round numbers.
+// niceCeil rounds up to a round number (at least 10) whose half is round
+// too, for the axis' middle line: 12, 16, 20, 30, 40, 50, 60, 80 or 100
+// times a power of ten. Steps of 1, 2 and 5 only drew a peak of 1,020 on a
+// scale of 2,000, its bars half the chart's height.
 func niceCeil(v int64) int64 {
 	if v <= 10 {
 		return 10
 	}
 	p := int64(1)
-	for p*10 < v {
+	for p*100 < v {
 		p *= 10
 	}
-	for _, m := range []int64{1, 2, 5, 10} {
+	for _, m := range []int64{12, 16, 20, 30, 40, 50, 60, 80, 100} {
 		if m*p >= v {
 			return m * p
 		}
 	}
-	return 10 * p
+	return 100 * p
 }
 
 func round1(f float64) float64 { return float64(int64(f*10+0.5)) / 10 }
