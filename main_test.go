@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"io"
 	"net"
 	"net/http"
@@ -211,5 +212,34 @@ func TestCitizenTokenTakesFlagsInAnyOrderAndNeedsTheServersKeys(t *testing.T) {
 	}
 	if _, statErr := os.Stat(filepath.Join(empty, keysFile)); statErr == nil {
 		t.Fatal("keys were created in the wrong directory")
+	}
+	// A server whose signing key comes from the environment has no keys
+	// file to find: the same environment signs the token.
+	t.Setenv("SPORTELLO_SIGNING_KEY", strings.Repeat("ab", 32))
+	if err := run(ctx, []string{"citizen-token", "--data", filepath.Join(t.TempDir(), "env"), "RSSMRA85T10A562S"}); err != nil {
+		t.Fatalf("signing key from the environment: %v", err)
+	}
+}
+
+// Flags are read on both sides of the positional arguments, and nothing
+// after "--" is a flag.
+func TestParseAnywhere(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		data string
+		pos  string
+	}{
+		{[]string{"--data", "d", "CF"}, "d", "CF"},
+		{[]string{"CF", "--data", "d"}, "d", "CF"},
+		{[]string{"A", "--data", "d", "B"}, "d", "A B"},
+		{[]string{"--", "X", "--data", "d"}, "./data", "X --data d"},
+		{[]string{"A", "--", "--data", "d"}, "./data", "A --data d"},
+	} {
+		fs := flag.NewFlagSet("t", flag.ContinueOnError)
+		data := fs.String("data", "./data", "")
+		pos, err := parseAnywhere(fs, c.args)
+		if err != nil || *data != c.data || strings.Join(pos, " ") != c.pos {
+			t.Errorf("%q: data %q positional %q (%v), want %q %q", c.args, *data, pos, err, c.data, c.pos)
+		}
 	}
 }

@@ -248,8 +248,9 @@ func citizenTokenCommand(args []string) error {
 		return fmt.Errorf("%s is not a valid person fiscal code (check the last character)", rest[0])
 	}
 	// loadKeys would create new keys in a wrong or empty directory, and
-	// the token would then be refused by the server with no hint why.
-	if _, err := os.Stat(filepath.Join(*data, keysFile)); err != nil {
+	// the token would then be refused by the server with no hint why
+	// (unless the signing key comes from the environment, as the server's).
+	if _, err := os.Stat(filepath.Join(*data, keysFile)); err != nil && os.Getenv("SPORTELLO_SIGNING_KEY") == "" {
 		return fmt.Errorf("no Sportello keys in %s (start the server once with --data %s, or pass the server's --data)", *data, *data)
 	}
 	keys, err := loadKeys(*data)
@@ -269,11 +270,16 @@ func parseAnywhere(fs *flag.FlagSet, args []string) ([]string, error) {
 		if err := fs.Parse(args); err != nil {
 			return nil, err
 		}
-		if fs.NArg() == 0 {
+		rest := fs.Args()
+		if len(rest) == 0 {
 			return positional, nil
 		}
-		positional = append(positional, fs.Arg(0))
-		args = fs.Args()[1:]
+		// After "--" everything is positional (fs.Parse consumed the "--").
+		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
+			return append(positional, rest...), nil
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
 	}
 }
 

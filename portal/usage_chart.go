@@ -70,19 +70,18 @@ func (a *App) usageChart(ctx context.Context, serviceID int64, now time.Time) (*
 		WHERE service_id = ? AND day >= ? GROUP BY day, outcome`, serviceID, first.Format("2006-01-02")); err != nil {
 		return nil, fmt.Errorf("usage: %w", err)
 	}
-	c := &usageChart{Width: 640, Height: 220, PlotTop: 10, PlotBottom: 190, PlotLeft: 4, PlotRight: 592}
-	c.Days = make([]usageDay, chartDays)
+	days := make([]usageDay, chartDays)
 	index := map[string]int{}
-	for i := range c.Days {
-		c.Days[i].Day = first.AddDate(0, 0, i)
-		index[c.Days[i].Day.Format("2006-01-02")] = i
+	for i := range days {
+		days[i].Day = first.AddDate(0, 0, i)
+		index[days[i].Day.Format("2006-01-02")] = i
 	}
 	for _, r := range rows {
 		i, ok := index[r.Day]
 		if !ok {
 			continue
 		}
-		d := &c.Days[i]
+		d := &days[i]
 		switch r.Outcome {
 		case "accepted":
 			d.Accepted += r.N
@@ -94,6 +93,12 @@ func (a *App) usageChart(ctx context.Context, serviceID int64, now time.Time) (*
 			d.ServerErr += r.N
 		}
 	}
+	return drawUsageChart(days), nil
+}
+
+// drawUsageChart lays out the bars, the date ticks and the scale of days.
+func drawUsageChart(days []usageDay) *usageChart {
+	c := &usageChart{Width: 640, Height: 220, PlotTop: 10, PlotBottom: 190, PlotLeft: 4, PlotRight: 592, Days: days}
 	for _, d := range c.Days {
 		c.Total += d.Total()
 		c.Max = max(c.Max, d.Total())
@@ -101,37 +106,54 @@ func (a *App) usageChart(ctx context.Context, serviceID int64, now time.Time) (*
 	}
 	scaleMax := niceCeil(c.Max)
 	plotH := c.PlotBottom - c.PlotTop
-	slot := (c.PlotRight - c.PlotLeft) / chartDays
+	slot := (c.PlotRight - c.PlotLeft) / float64(len(c.Days))
 	barW := slot * 0.7
+	type part struct {
+		n      int64
+		class  string
+		key    string
+		height float64
+	}
 	for i, d := range c.Days {
 		x := c.PlotLeft + float64(i)*slot + (slot-barW)/2
-		y := c.PlotBottom
 		// Server errors are drawn too, on top: they are rare, and a day on
 		// which Sportello failed an integrator is what they look for.
-		for _, part := range []struct {
-			n     int64
-			class string
-			key   string
-		}{{d.Accepted, "bar-ok", "accepted"}, {d.ClientError, "bar-error", "client_error"}, {d.Throttled, "bar-pending", "throttled"},
-			{d.ServerErr, "bar-server", "server_error"}} {
-			if part.n == 0 {
+		parts := []part{{d.Accepted, "bar-ok", "accepted", 0}, {d.ClientError, "bar-error", "client_error", 0},
+			{d.Throttled, "bar-pending", "throttled", 0}, {d.ServerErr, "bar-server", "server_error", 0}}
+		// Each part at least minBar high (a few refusals beside a thousand
+		// accepted requests must still show), taken from the tallest part
+		// when that would push the bar over the top of the scale.
+		var sum float64
+		tallest := 0
+		for j := range parts {
+			if parts[j].n > 0 {
+				parts[j].height = max(float64(parts[j].n)/float64(scaleMax)*plotH, minBar)
+			}
+			sum += parts[j].height
+			if parts[j].height > parts[tallest].height {
+				tallest = j
+			}
+		}
+		if sum > plotH {
+			parts[tallest].height -= sum - plotH
+		}
+		y := c.PlotBottom
+		for _, p := range parts {
+			if p.n == 0 {
 				continue
 			}
-			// At least minBar high: a few refusals beside a thousand
-			// accepted requests must still show.
-			h := max(float64(part.n)/float64(scaleMax)*plotH, minBar)
-			y -= h
-			c.Bars = append(c.Bars, chartBar{X: round1(x), Y: round1(y), W: round1(barW), H: round1(h), Class: part.class,
-				Day: d.Day.Format("02/01"), Outcome: "keys.outcome." + part.key, N: part.n})
+			y -= p.height
+			c.Bars = append(c.Bars, chartBar{X: round1(x), Y: round1(y), W: round1(barW), H: round1(p.height), Class: p.class,
+				Day: d.Day.Format("02/01"), Outcome: "keys.outcome." + p.key, N: p.n})
 		}
-		if i%7 == 2 || i == chartDays-1 {
+		if i%7 == 2 || i == len(c.Days)-1 {
 			c.Ticks = append(c.Ticks, chartTick{X: round1(x + barW/2), Y: c.PlotBottom + 18, Label: d.Day.Format("02/01")})
 		}
 	}
 	for _, v := range []int64{0, scaleMax / 2, scaleMax} {
 		c.YTicks = append(c.YTicks, chartTick{X: c.PlotRight + 6, Y: round1(c.PlotBottom - float64(v)/float64(scaleMax)*plotH), Label: fmt.Sprint(v)})
 	}
-	return c, nil
+	return c
 }
 
 // niceCeil rounds up to a round number (at least 10) whose half is round

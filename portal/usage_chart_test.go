@@ -1,6 +1,9 @@
 package portal
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 // The chart's scale is the next round number above the peak, with a round
 // half for the middle line, and never far above the peak.
@@ -17,5 +20,43 @@ func TestNiceCeilIsRoundAndClose(t *testing.T) {
 		if v > 10 && float64(got) > 1.5*float64(v) {
 			t.Errorf("niceCeil(%d) = %d: more than 1.5 times the peak", v, got)
 		}
+	}
+}
+
+// Every part of a bar shows (a few refusals beside a thousand accepted
+// requests), no bar rises above the top of the scale, and the scale sits
+// right of the bars, beside today.
+func TestUsageChartGeometry(t *testing.T) {
+	days := make([]usageDay, chartDays)
+	for i := range days {
+		days[i].Day = time.Date(2026, 11, 4+i, 0, 0, 0, 0, time.UTC)
+	}
+	days[chartDays-1] = usageDay{Day: days[chartDays-1].Day, Accepted: 998, ClientError: 1, Throttled: 1}
+	days[10] = usageDay{Day: days[10].Day, Accepted: 3, ServerErr: 1}
+	c := drawUsageChart(days)
+	if len(c.Bars) != 5 {
+		t.Fatalf("%d bars, want 5 (three parts today, two on day 10)", len(c.Bars))
+	}
+	for _, b := range c.Bars {
+		if b.H < 1.95 { // 2 of the chart's 180 units: about 2 px on a desktop
+			t.Errorf("%s %s: %.1f high, too thin to see", b.Day, b.Outcome, b.H)
+		}
+		if b.Y < c.PlotTop-0.05 || b.Y+b.H > c.PlotBottom+0.05 {
+			t.Errorf("%s %s: y %.1f..%.1f outside the plot %.1f..%.1f", b.Day, b.Outcome, b.Y, b.Y+b.H, c.PlotTop, c.PlotBottom)
+		}
+		if b.X < c.PlotLeft || b.X+b.W > c.PlotRight {
+			t.Errorf("%s: x %.1f..%.1f outside the plot", b.Day, b.X, b.X+b.W)
+		}
+	}
+	if c.Max != 1000 || len(c.YTicks) != 3 || c.YTicks[2].Label != "1000" || c.YTicks[2].Y != c.PlotTop {
+		t.Fatalf("scale %+v for a peak of %d", c.YTicks, c.Max)
+	}
+	for _, tick := range c.YTicks {
+		if tick.X <= c.PlotRight {
+			t.Errorf("scale label %s at x %.1f, left of the bars' end %.1f", tick.Label, tick.X, c.PlotRight)
+		}
+	}
+	if last := c.Ticks[len(c.Ticks)-1]; last.Label != days[chartDays-1].Day.Format("02/01") {
+		t.Errorf("last date tick %q, want today", last.Label)
 	}
 }

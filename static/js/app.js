@@ -11,7 +11,8 @@
 //     data-preview-empty="…"      text shown in the target when the input is empty
 //   data-autosubmit               on a select: submit its form on change
 //
-// Tables in .table-wrap and <pre> blocks that scroll sideways get a tab stop.
+// Tables in .table-wrap, charts in .chart-scroll and <pre> blocks that
+// scroll sideways get a tab stop.
 (function () {
   'use strict';
 
@@ -158,7 +159,7 @@
       });
     });
 
-    var wraps = document.querySelectorAll('.table-wrap, pre');
+    var wraps = document.querySelectorAll('.table-wrap, .chart-scroll, pre');
     var checkWraps = function () { Array.prototype.forEach.call(wraps, setupScroller); };
     checkWraps();
     window.addEventListener('resize', checkWraps);
