@@ -139,8 +139,13 @@ func (g *Gateway) authed(h func(http.ResponseWriter, *http.Request, *call)) http
 				g.problem(w, r, c, http.StatusInternalServerError, "internal", nil)
 				return
 			}
+			// A spent week is refused here, before the body is read, except
+			// for a send with an Idempotency-Key: it may be the retry of a
+			// committed message, which costs nothing and gets its id
+			// (postMessage refuses it if it is not).
+			retry := r.Method == http.MethodPost && r.Header.Get("Idempotency-Key") != ""
 			c.limits = quotaHeaders(st, c.now, st.remaining == 0)
-			if st.remaining == 0 {
+			if st.remaining == 0 && !retry {
 				g.problem(w, r, c, http.StatusTooManyRequests, "quota_exceeded", nil, st.limit)
 				return
 			}

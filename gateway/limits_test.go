@@ -192,3 +192,50 @@ func TestQuotaHeadersShowWhatWasCounted(t *testing.T) {
 		}
 	}
 }
+
+// A retry answered from its Idempotency-Key costs nothing, so it must not
+// hold a quota unit while it is answered either: retries of a committed
+// message get its id even when the week is spent, and a burst of them does
+// not make new sends look as if the week were over.
+func TestRetriesNeitherHoldNorNeedQuota(t *testing.T) {
+	e := newEnv(t)
+	id, testKey, _ := e.service(svcOpts{recipients: []string{mario}})
+	path := "/api/v1/messages/" + mario
+	first := e.do("POST", path, testKey, msg("Promemoria TARI"), "Idempotency-Key", "k1")
+	if first.StatusCode != 201 {
+		t.Fatalf("%d %s", first.StatusCode, first.body)
+	}
+	// Spend the rest of the week, leaving two units, behind the server's
+	// back, then restart so the counter is read again.
+	e.stop()
+	e.d.W.MustExec(`UPDATE quota_usage SET used = 998 WHERE service_id = ?`, id)
+	e.start()
+	var wg sync.WaitGroup
+	codes := make([]int, 60)
+	for i := range codes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			codes[i] = e.do("POST", path, testKey, msg("Promemoria TARI"), "Idempotency-Key", "k1").StatusCode
+		}()
+	}
+	wg.Wait()
+	for i, c := range codes {
+		if c != 201 {
+			t.Fatalf("retry %d: %d, want 201 (a retry costs nothing)", i, c)
+		}
+	}
+	for _, k := range []string{"k2", "k3"} {
+		if r := e.do("POST", path, testKey, msg("Promemoria IMU!"), "Idempotency-Key", k); r.StatusCode != 201 {
+			t.Fatalf("new send %s with units left: %d %s", k, r.StatusCode, r.body)
+		}
+	}
+	// The week is spent now; a retry of a committed message still gets
+	// its id, a new message does not.
+	if r := e.do("POST", path, testKey, msg("Promemoria TARI"), "Idempotency-Key", "k1"); r.StatusCode != 201 || string(r.body) != string(first.body) {
+		t.Fatalf("retry after the quota: %d %s, want 201 %s", r.StatusCode, r.body, first.body)
+	}
+	if r := e.do("POST", path, testKey, msg("Promemoria IMU!"), "Idempotency-Key", "k4"); r.StatusCode != 429 {
+		t.Fatalf("new send after the quota: %d", r.StatusCode)
+	}
+}

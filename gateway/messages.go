@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	"sportello/db"
+	"sportello/gateway/keys"
 	"sportello/messaging/fiscalcode"
 	"sportello/messaging/send"
 )
@@ -51,6 +52,21 @@ func (g *Gateway) postMessage(w http.ResponseWriter, r *http.Request, c *call) {
 	if idem != "" {
 		sum := sha256.Sum256(raw)
 		sub.BodyHash = hex.EncodeToString(sum[:])
+		// A retry is answered before the test quota is consulted: it costs
+		// nothing, so it neither holds a unit (a burst of retries made new
+		// sends look as if the week were spent) nor needs one (a retry of
+		// a committed message gets its id after the week is spent).
+		out, found, err := g.store.Replay(r.Context(), c.sender(), sub)
+		if found || err != nil {
+			if c.p.mode == keys.Test {
+				st, qerr := g.quota.peek(r.Context(), c.p.svc.id, c.now)
+				if qerr == nil {
+					c.limits = quotaHeaders(st, c.now, false)
+				}
+			}
+			g.answerSubmit(w, r, c, m.FiscalCode, out, err)
+			return
+		}
 	}
 	res, ok := g.reserveTest(w, r, c)
 	if !ok {
@@ -61,6 +77,12 @@ func (g *Gateway) postMessage(w http.ResponseWriter, r *http.Request, c *call) {
 	}
 	out, err := g.store.Submit(r.Context(), c.sender(), sub)
 	c.settle(err == nil && !out.Replayed)
+	g.answerSubmit(w, r, c, m.FiscalCode, out, err)
+}
+
+// answerSubmit answers a send: 201 with the id (a new message or a
+// retry's), 422 for a reused Idempotency-Key, 500 otherwise.
+func (g *Gateway) answerSubmit(w http.ResponseWriter, r *http.Request, c *call, fiscalCode string, out send.Result, err error) {
 	switch {
 	case errors.Is(err, send.ErrIdempotencyMismatch):
 		g.problem(w, r, c, http.StatusUnprocessableEntity, "idempotency_mismatch", nil)
@@ -73,7 +95,7 @@ func (g *Gateway) postMessage(w http.ResponseWriter, r *http.Request, c *call) {
 	if out.Replayed {
 		w.Header()["Idempotent-Replayed"] = []string{"true"}
 	}
-	w.Header()["Location"] = []string{"/api/v1/messages/" + m.FiscalCode + "/" + out.ID}
+	w.Header()["Location"] = []string{"/api/v1/messages/" + fiscalCode + "/" + out.ID}
 	g.writeRaw(w, c, http.StatusCreated, []byte(`{"id":"`+out.ID+`"}`))
 }
 

@@ -359,3 +359,24 @@ func TestUsageDayIsTheItalianDay(t *testing.T) {
 		t.Fatalf("quota week %s: the day and the week disagree", week)
 	}
 }
+
+// Test and live keys are two different senders for idempotency: a key an
+// integrator used while testing must not turn the first live message into
+// a "retry" of the test one, which no citizen would ever receive.
+func TestIdempotencyKeysAreSeparateForTestAndLive(t *testing.T) {
+	e := newEnv(t)
+	_, testKey, liveKey := e.service(svcOpts{approved: true, recipients: []string{mario}})
+	path := "/api/v1/messages/" + mario
+	test := e.do("POST", path, testKey, msg("Promemoria TARI"), "Idempotency-Key", "tari-rata-1")
+	live := e.do("POST", path, liveKey, msg("Promemoria TARI"), "Idempotency-Key", "tari-rata-1")
+	if test.StatusCode != 201 || live.StatusCode != 201 || live.Header.Get("Idempotent-Replayed") != "" || string(live.body) == string(test.body) {
+		t.Fatalf("test %d %s, live %d %s (replayed %q): want two messages", test.StatusCode, test.body, live.StatusCode, live.body, live.Header.Get("Idempotent-Replayed"))
+	}
+	again := e.do("POST", path, liveKey, msg("Promemoria TARI"), "Idempotency-Key", "tari-rata-1")
+	if again.StatusCode != 201 || string(again.body) != string(live.body) {
+		t.Fatalf("live retry: %d %s, want %s", again.StatusCode, again.body, live.body)
+	}
+	if n := e.count(`SELECT COUNT(*) FROM messages WHERE mode = 'live'`); n != 1 {
+		t.Fatalf("%d live messages, want 1", n)
+	}
+}

@@ -60,7 +60,7 @@ const (
 
 // Statements run for every send, prepared once on the writer.
 const (
-	qFindIdem = `SELECT id, fiscal_code, body_hash, created_at FROM messages WHERE service_id = ? AND idempotency_key = ?`
+	qFindIdem = `SELECT id, fiscal_code, body_hash, created_at FROM messages WHERE service_id = ? AND mode = ? AND idempotency_key = ?`
 	qForget   = `UPDATE messages SET idempotency_key = NULL WHERE id = ?`
 
 	qInsert = `INSERT INTO messages (id, service_id, institution_id, fiscal_code, mode, content, time_to_live,
@@ -77,7 +77,7 @@ type Store struct {
 	// Read statements of the hot look-ups, prepared once on the read pool
 	// (database/sql then prepares each on a connection once): preparing on
 	// every request was a third of a profile look-up's CPU.
-	qProfile, qPreference, qMessage, qNotifications *sqlx.Stmt
+	qProfile, qPreference, qMessage, qNotifications, qFindIdem *sqlx.Stmt
 }
 
 // NewStore prepares the hot statements on gc; call before traffic starts.
@@ -94,6 +94,7 @@ func NewStore(ctx context.Context, d *db.DB, gc *Pipeline, now func() time.Time)
 		query string
 	}{
 		{&s.qProfile, qProfile}, {&s.qPreference, qPreference}, {&s.qMessage, qMessage}, {&s.qNotifications, qNotifications},
+		{&s.qFindIdem, qFindIdem},
 	} {
 		prepared, err := d.R.PreparexContext(ctx, st.query)
 		if err != nil {
@@ -128,21 +129,14 @@ func (s *Store) Submit(ctx context.Context, from Sender, sub Submission) (Result
 		if sub.IdempotencyKey != "" {
 			// Looked up inside the shared transaction, so a concurrent retry
 			// in the same batch sees the first one's uncommitted row.
-			var prevID, prevCF, prevHash string
-			var prevAt time.Time
-			err := tx.QueryRow(qFindIdem, from.ServiceID, sub.IdempotencyKey).Scan(&prevID, &prevCF, &prevHash, &prevAt)
+			var prev earlier
+			err := tx.QueryRow(qFindIdem, from.ServiceID, from.Mode, sub.IdempotencyKey).Scan(&prev.id, &prev.fiscalCode, &prev.bodyHash, &prev.at)
 			switch {
-			case err == nil && now.Sub(prevAt) < IdempotencyWindow:
-				// A retry has the same body and the same recipient (the
-				// path's fiscal code is not in the body hash).
-				if prevHash != sub.BodyHash || prevCF != m.FiscalCode {
-					mismatch = true
-					return nil
-				}
-				res = Result{ID: prevID, Replayed: true}
+			case err == nil && now.Sub(prev.at) < IdempotencyWindow:
+				res, mismatch = prev.answer(m, sub)
 				return nil
 			case err == nil: // expired: the key may be used again
-				if _, err := tx.Exec(qForget, prevID); err != nil {
+				if _, err := tx.Exec(qForget, prev.id); err != nil {
 					return err
 				}
 			case !errors.Is(err, sql.ErrNoRows):
@@ -171,6 +165,48 @@ func (s *Store) Submit(ctx context.Context, from Sender, sub Submission) (Result
 		return Result{}, ErrIdempotencyMismatch
 	}
 	return res, nil
+}
+
+// earlier is the message an Idempotency-Key was first used for.
+type earlier struct {
+	id, fiscalCode, bodyHash string
+	at                       time.Time
+}
+
+// answer is what a request with the same key gets: a retry (same body,
+// same recipient: the path's fiscal code is not in the body hash) the
+// earlier message's id, anything else a mismatch.
+func (e earlier) answer(m *NewMessage, sub Submission) (Result, bool) {
+	if e.bodyHash != sub.BodyHash || e.fiscalCode != m.FiscalCode {
+		return Result{}, true
+	}
+	return Result{ID: e.id, Replayed: true}, false
+}
+
+// Replay answers a request whose Idempotency-Key was already used, from
+// the read pool, before anything is reserved or queued for the writer: a
+// retry costs no quota unit and no write. found is false when the key is
+// unknown or expired (Submit then decides, inside its transaction, which
+// also settles two first requests racing each other).
+func (s *Store) Replay(ctx context.Context, from Sender, sub Submission) (res Result, found bool, err error) {
+	if sub.IdempotencyKey == "" {
+		return Result{}, false, nil
+	}
+	var prev earlier
+	err = s.qFindIdem.QueryRowContext(ctx, from.ServiceID, from.Mode, sub.IdempotencyKey).Scan(&prev.id, &prev.fiscalCode, &prev.bodyHash, &prev.at)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return Result{}, false, nil
+	case err != nil:
+		return Result{}, false, fmt.Errorf("send: idempotency look-up: %w", err)
+	case s.now().UTC().Sub(prev.at) >= IdempotencyWindow:
+		return Result{}, false, nil
+	}
+	res, mismatch := prev.answer(sub.Message, sub)
+	if mismatch {
+		return Result{}, true, ErrIdempotencyMismatch
+	}
+	return res, true, nil
 }
 
 // Stored is a message as GET /messages/{fiscal_code}/{id} shows it.
