@@ -368,9 +368,9 @@ func TestWrongMethodIs405WithAllow(t *testing.T) {
 		allow        string
 	}{
 		{"GET", "/api/v1/messages/" + mario, 405, "POST"},
-		{"DELETE", "/api/v1/messages/" + mario + "/01JDZ7Q8M4W2C9X1V6B3N5K7R0", 405, "GET"},
+		{"DELETE", "/api/v1/messages/" + mario + "/01JDZ7Q8M4W2C9X1V6B3N5K7R0", 405, "GET, HEAD"},
 		{"PUT", "/api/v1/profiles", 405, "POST"},
-		{"POST", "/api/v1/openapi.yaml", 405, "GET"},
+		{"POST", "/api/v1/openapi.yaml", 405, "GET, HEAD"},
 		{"GET", "/api/v1/nothing-here", 404, ""},
 	} {
 		r := e.do(c.method, c.path, testKey, nil)

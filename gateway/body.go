@@ -8,7 +8,9 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"sportello/messaging/jsonfield"
 	"sportello/messaging/send"
@@ -22,8 +24,13 @@ var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 // valid until release is called.
 func (g *Gateway) readJSON(w http.ResponseWriter, r *http.Request, c *call, v any) (raw []byte, release func(), ok bool) {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
-		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || (mt != "application/json" && mt != "application/problem+json" && !bytesHasSuffix(mt, "+json")) {
+		mt, params, err := mime.ParseMediaType(ct)
+		// JSON is UTF-8 (RFC 8259): a body declared in another charset
+		// (ISO-8859-1 from older systems) would be read as UTF-8 and its
+		// accented letters would reach citizens garbled.
+		cs, hasCharset := params["charset"]
+		if err != nil || (mt != "application/json" && mt != "application/problem+json" && !bytesHasSuffix(mt, "+json")) ||
+			(hasCharset && !strings.EqualFold(cs, "utf-8") && !strings.EqualFold(cs, "utf8")) {
 			g.problem(w, r, c, http.StatusUnsupportedMediaType, "media_type", nil)
 			return nil, nil, false
 		}
@@ -43,12 +50,31 @@ func (g *Gateway) readJSON(w http.ResponseWriter, r *http.Request, c *call, v an
 		g.problem(w, r, c, http.StatusBadRequest, "bad_body", nil)
 		return nil, nil, false
 	}
+	if !utf8.Valid(buf.Bytes()) {
+		// encoding/json would turn the bad bytes into U+FFFD and store the
+		// message garbled: refuse it, saying where.
+		release()
+		g.problem(w, r, c, http.StatusBadRequest, "bad_json", []send.FieldError{{Rule: send.RuleEncoding, Value: firstInvalidUTF8(buf.Bytes())}})
+		return nil, nil, false
+	}
 	if err := json.Unmarshal(buf.Bytes(), v); err != nil {
 		release()
 		g.problem(w, r, c, http.StatusBadRequest, "bad_json", []send.FieldError{jsonFieldError(err)})
 		return nil, nil, false
 	}
 	return buf.Bytes(), release, true
+}
+
+// firstInvalidUTF8 is the byte offset of the first byte that is not UTF-8.
+func firstInvalidUTF8(b []byte) int {
+	for i := 0; i < len(b); {
+		r, size := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && size <= 1 {
+			return i
+		}
+		i += size
+	}
+	return len(b)
 }
 
 func bytesHasSuffix(s, suffix string) bool {

@@ -210,6 +210,9 @@ func allowedMethods(mux *http.ServeMux, r *http.Request) string {
 		probe.Method = m
 		if _, pattern := mux.Handler(probe); pattern != "/api/v1/" && pattern != "" {
 			allow = append(allow, m)
+			if m == http.MethodGet { // a GET route answers HEAD too
+				allow = append(allow, http.MethodHead)
+			}
 		}
 	}
 	return strings.Join(allow, ", ")

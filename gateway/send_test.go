@@ -63,6 +63,10 @@ func TestValidationRulesAnswerWithFieldDetails(t *testing.T) {
 		{"wrong type", "/" + mario, map[string]any{"content": content("require_secure_channels", "yes")}, "content.require_secure_channels", "type", "boolean", "string", 400, nil},
 		{"wrong type ttl", "/" + mario, map[string]any{"content": content(), "time_to_live": "3600"}, "time_to_live", "type", "integer", "string", 400, nil},
 		{"not an object", "/" + mario, `[]`, "", "type", "object", "array", 400, []string{"The request body must be of type object"}},
+		{"not UTF-8", "/" + mario, "{\"content\":{\"subject\":\"Pagamento entro luned\xec\"}}", "", "encoding", nil, 44.0, 400, []string{"not UTF-8", "44"}},
+		{"payee is a person", "/" + mario, map[string]any{"content": content("payment_data", pay("payee", map[string]string{"fiscal_code": anna}))}, "content.payment_data.payee.fiscal_code", "organization_fiscal_code", nil, anna[:3] + "************" + anna[15:], 400, nil},
+		{"due date offset of a day", "/" + mario, map[string]any{"content": content("due_date", "2026-12-31T23:00:00+24:00")}, "content.due_date", "date_time", nil, nil, 400, nil},
+		{"due date past year 9999", "/" + mario, map[string]any{"content": content("due_date", "9999-12-31T23:59:59-23:59")}, "content.due_date", "date_time", nil, nil, 400, nil},
 		{"syntax", "/" + mario, `{"content": {"subject": "Promemoria"`, "", "syntax", nil, nil, 400, nil},
 		{"syntax offset", "/" + mario, `{"content": }`, "", "syntax", nil, 13.0, 400, nil},
 	}
@@ -109,6 +113,16 @@ func TestValidationRulesAnswerWithFieldDetails(t *testing.T) {
 	if r := e.do("POST", "/api/v1/messages/"+mario, liveKey, nil, "Content-Type", "text/plain"); r.StatusCode != 415 {
 		t.Fatalf("text body: %d", r.StatusCode)
 	}
+	// JSON is UTF-8: a body declared in another charset would be stored
+	// garbled, so it is refused; utf-8 in any spelling is fine.
+	for ct, want := range map[string]int{"application/json; charset=ISO-8859-1": 415, "application/json; charset=windows-1252": 415,
+		"application/json; charset=UTF-8": 201, "application/json;charset=utf-8": 201} {
+		if r := e.do("POST", "/api/v1/messages/"+mario, liveKey, map[string]any{"content": content()}, "Content-Type", ct); r.StatusCode != want {
+			t.Fatalf("%s: %d, want %d", ct, r.StatusCode, want)
+		}
+	}
+	e.d.W.MustExec(`DELETE FROM outbox`)
+	e.d.W.MustExec(`DELETE FROM messages`)
 	if n := e.count(`SELECT COUNT(*) FROM messages`); n != 0 {
 		t.Fatalf("%d invalid messages stored", n)
 	}
@@ -118,6 +132,16 @@ func TestValidationRulesAnswerWithFieldDetails(t *testing.T) {
 		"payment_data", pay("amount", 50000, "payee", map[string]string{"fiscal_code": "00000000000"}))}
 	if r := e.do("POST", "/api/v1/messages/"+mario, liveKey, ok); r.StatusCode != 201 {
 		t.Fatalf("valid limits: %d %s", r.StatusCode, r.body)
+	}
+	// RFC 3339 allows a lower-case t and z and fractions of a second; the
+	// due date is kept in UTC with its fraction.
+	r = e.do("POST", "/api/v1/messages/"+mario, liveKey, map[string]any{"content": content("due_date", "2026-12-31t23:00:00.250+01:00")})
+	if r.StatusCode != 201 {
+		t.Fatalf("lower-case due date: %d %s", r.StatusCode, r.body)
+	}
+	var stored string
+	if err := e.d.R.Get(&stored, `SELECT json_extract(content, '$.due_date') FROM messages WHERE id = ?`, strings.Trim(strings.TrimPrefix(string(r.body), `{"id":`), `"}`)); err != nil || stored != "2026-12-31T22:00:00.25Z" {
+		t.Fatalf("stored due date %q (%v), want 2026-12-31T22:00:00.25Z", stored, err)
 	}
 }
 

@@ -34,12 +34,13 @@ type apiProblem struct{ Code, Title, Detail string }
 // problemExamples are the sample values shown in problem texts that take
 // arguments.
 var problemExamples = map[string][]any{
-	"cidr":           {"203.0.113.7"},
-	"rate_limited":   {150, 5},
-	"auth_throttled": {60, 60},
-	"quota_exceeded": {gateway.DefaultWeeklyQuota},
-	"too_large":      {128 << 10},
-	"recipient":      {"RSS************X"},
+	"cidr":               {"203.0.113.7"},
+	"rate_limited":       {150, 5},
+	"auth_throttled":     {60, 60},
+	"quota_exceeded":     {gateway.DefaultWeeklyQuota},
+	"too_large":          {128 << 10},
+	"recipient":          {"RSS************X"},
+	"method_not_allowed": {"POST"},
 }
 
 // apiRule is one row of the validation table; LimitKey, when set, is a
@@ -51,8 +52,8 @@ var apiRules = []apiRule{
 	{"content.subject", send.RuleMinLength + ", " + send.RuleMaxLength, "10–120", ""},
 	{"content.markdown", send.RuleMinLength + ", " + send.RuleMaxLength, "80–10000", ""},
 	{"time_to_live", send.RuleMin + ", " + send.RuleMax, "", "gateway.docs.limit.ttl"},
-	{"content.due_date", send.RuleDateTime, "ISO 8601", ""},
-	{"content.payment_data.amount", send.RuleMin + ", " + send.RuleMax + ", " + send.RuleMaxPayment, "", "gateway.docs.limit.amount"},
+	{"content.due_date", send.RuleDateTime, "RFC 3339 (ISO 8601), 2026-12-31T23:59:00+01:00", ""},
+	{"content.payment_data.amount", send.RuleRequired + ", " + send.RuleMin + ", " + send.RuleMax + ", " + send.RuleMaxPayment, "", "gateway.docs.limit.amount"},
 	{"content.payment_data.notice_number", send.RulePattern, send.NoticeFormat, ""},
 	{"content.payment_data.payee.fiscal_code", send.RuleOrgCode, "", "gateway.docs.limit.org_code"},
 	{"feature_level_type", send.RuleEnum, "STANDARD | ADVANCED", ""},

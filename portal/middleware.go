@@ -5,7 +5,10 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"strings"
 	"time"
+
+	"sportello/messaging/fiscalcode"
 )
 
 // SecurityHeaders sets the headers every Sportello response carries. The CSP
@@ -30,7 +33,7 @@ func SecurityHeaders(next http.Handler) http.Handler {
 func (a *App) middleware(h http.Handler) http.Handler {
 	cop := http.NewCrossOriginProtection()
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		a.Logger.Warn("cross-origin request refused", "method", r.Method, "path", r.URL.Path, "origin", r.Header.Get("Origin"))
+		a.Logger.Warn("cross-origin request refused", "method", r.Method, "path", logPath(r), "origin", r.Header.Get("Origin"))
 		a.renderError(w, r, http.StatusForbidden, "error.crossorigin")
 	}))
 	h = a.withSession(h)
@@ -84,19 +87,26 @@ func (a *App) observe(next http.Handler) http.Handler {
 			}
 		}()
 		next.ServeHTTP(rec, r)
-		// Paths never hold secrets: invitation tokens are the exception, so
-		// they are cut from the log line.
-		p := r.URL.Path
-		if len(p) > 8 && p[:8] == "/invite/" {
-			p = "/invite/…"
-		}
-		a.Logger.Debug("request", "method", r.Method, "path", p, "status", rec.status, "dur", time.Since(start))
+		a.Logger.Debug("request", "method", r.Method, "path", logPath(r), "status", rec.status, "dur", time.Since(start))
 	})
+}
+
+// logPath is a request's path as log lines show it: the tokens of
+// invitation and password-reset links cut, and fiscal codes masked (a
+// mistyped API address lands on the portal with its fiscal code in it).
+func logPath(r *http.Request) string {
+	p := r.URL.Path
+	for _, prefix := range []string{"/invite/", "/password/reset/"} {
+		if strings.HasPrefix(p, prefix) && len(p) > len(prefix) {
+			return prefix + "…"
+		}
+	}
+	return fiscalcode.MaskIn(p)
 }
 
 // serverError logs err and shows a generic error page.
 func (a *App) serverError(w http.ResponseWriter, r *http.Request, err error) {
-	a.Logger.Error("server error", "method", r.Method, "path", r.URL.Path, slog.Any("err", err))
+	a.Logger.Error("server error", "method", r.Method, "path", logPath(r), slog.Any("err", err))
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(http.StatusInternalServerError)
 	fmt.Fprintf(w, "<!doctype html><title>%s</title><h1>%s</h1>",

@@ -41,3 +41,30 @@ func TestAPanicCutsAStartedDownload(t *testing.T) {
 		}
 	}
 }
+
+// The request log keeps no secret and no whole fiscal code, even at debug
+// level: reset and invitation tokens are cut, fiscal codes masked in any
+// letter case (a mistyped API address lands on the portal with one in it).
+func TestTheRequestLogHidesTokensAndFiscalCodes(t *testing.T) {
+	var log strings.Builder
+	a := &App{Deps: Deps{Logger: slog.New(slog.NewTextHandler(&log, &slog.HandlerOptions{Level: slog.LevelDebug}))}}
+	srv := httptest.NewServer(a.observe(http.NotFoundHandler()))
+	defer srv.Close()
+	for _, p := range []string{"/password/reset/secret-reset-token", "/invite/secret-invite-token",
+		"/API/v1/profiles/RSSMRA85T10A562S", "/api/v2/messages/rssmra85t10a562s/01JDZ"} {
+		res, err := http.Get(srv.URL + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+	}
+	out := log.String()
+	for _, secret := range []string{"secret-reset-token", "secret-invite-token", "RSSMRA85T10A562S", "rssmra85t10a562s"} {
+		if strings.Contains(out, secret) {
+			t.Errorf("log holds %q:\n%s", secret, out)
+		}
+	}
+	if !strings.Contains(out, "/API/v1/profiles/RSS************S") || !strings.Contains(out, "/password/reset/…") {
+		t.Errorf("log does not show the masked paths:\n%s", out)
+	}
+}

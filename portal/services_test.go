@@ -276,7 +276,7 @@ func TestServiceRolesAndConsole(t *testing.T) {
 	r := pa.post("/admin/services/"+sid+"/limits", url.Values{"requests": {"300"}, "window": {"5"}})
 	mustContain(t, pa.follow(r), "300 richieste ogni 5 secondi")
 	r = pa.post("/admin/services/"+sid+"/limits", url.Values{"requests": {"0"}, "window": {"5"}})
-	mustContain(t, pa.follow(r), "Limite di Servizio non salvato: «0» richieste ogni «5» secondi", "Resta 300 richieste ogni 5 secondi")
+	mustContain(t, pa.follow(r), "Limite di Servizio non salvato: «0» richieste ogni «5» secondi", "Il limite resta di 300 richieste ogni 5 secondi")
 	if e.count(`SELECT rate_limit_requests FROM services WHERE public_id = ?`, sid) != 300 {
 		t.Fatal("limit not stored or invalid limit stored")
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"sportello/db"
+	"sportello/messaging/fiscalcode"
 	"sportello/templates/i18n"
 )
 
@@ -195,7 +196,7 @@ func (a *API) problem(w http.ResponseWriter, r *http.Request, status int, key st
 }
 
 func (a *API) serverError(w http.ResponseWriter, r *http.Request, err error) {
-	a.log.Error("citizen api", "method", r.Method, "path", r.URL.Path, "err", err)
+	a.log.Error("citizen api", "method", r.Method, "path", fiscalcode.MaskIn(r.URL.Path), "err", err)
 	a.problem(w, r, http.StatusInternalServerError, "citizen.error.internal")
 }
 

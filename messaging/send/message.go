@@ -8,6 +8,7 @@ package send
 import (
 	"encoding/json"
 	"regexp"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -92,6 +93,7 @@ const (
 	RuleType        = "type"
 	RuleSyntax      = "syntax"
 	RuleUnknownBody = "body"
+	RuleEncoding    = "encoding"
 )
 
 // Limits is what a service allows beyond IO's fixed rules.
@@ -142,11 +144,10 @@ func Validate(m *NewMessage, lim Limits) []FieldError {
 	length("content.subject", c.Subject, SubjectMin, SubjectMax)
 	length("content.markdown", c.Markdown, MarkdownMin, MarkdownMax)
 	if c.DueDate != "" {
-		t, err := time.Parse(time.RFC3339, c.DueDate)
-		if err != nil {
-			add("content.due_date", RuleDateTime, "RFC 3339, e.g. 2026-12-31T23:59:59+01:00", c.DueDate)
+		if t, ok := parseDueDate(c.DueDate); ok {
+			c.DueDate = t.UTC().Format(time.RFC3339Nano)
 		} else {
-			c.DueDate = t.UTC().Format(time.RFC3339)
+			add("content.due_date", RuleDateTime, "RFC 3339, e.g. 2026-12-31T23:59:59+01:00", c.DueDate)
 		}
 	}
 	if p := c.PaymentData; p != nil {
@@ -166,10 +167,39 @@ func Validate(m *NewMessage, lim Limits) []FieldError {
 			add("content.payment_data.notice_number", RulePattern, NoticeFormat, p.NoticeNumber)
 		}
 		if p.Payee != nil && !fiscalcode.ValidOrganization(p.Payee.FiscalCode) {
-			add("content.payment_data.payee.fiscal_code", RuleOrgCode, "11 digits", p.Payee.FiscalCode)
+			// Echoed only when it has an organisation code's shape (11
+			// digits, a wrong check digit): anything else may be a person's
+			// fiscal code typed here by mistake, which must not come back
+			// whole in an error body (they end up in logs).
+			v := p.Payee.FiscalCode
+			if !orgShape.MatchString(v) {
+				v = fiscalcode.Mask(v)
+			}
+			add("content.payment_data.payee.fiscal_code", RuleOrgCode, "11 digits", v)
 		}
 	}
 	return errs
+}
+
+var orgShape = regexp.MustCompile(`^[0-9]{11}$`)
+
+// parseDueDate reads an RFC 3339 date and time. RFC 3339 allows a lower
+// case "t" and "z"; it does not allow an offset of 24 hours or more (Go's
+// parser does), nor a year past 9999 once in UTC, which could not be
+// written back as RFC 3339.
+func parseDueDate(s string) (time.Time, bool) {
+	t, err := time.Parse(time.RFC3339, strings.ToUpper(s))
+	if err != nil {
+		return time.Time{}, false
+	}
+	_, offset := t.Zone()
+	if offset <= -24*3600 || offset >= 24*3600 {
+		return time.Time{}, false
+	}
+	if y := t.UTC().Year(); y < 1 || y > 9999 {
+		return time.Time{}, false
+	}
+	return t, true
 }
 
 // CheckFiscalCode validates a person fiscal code field. The value is echoed
