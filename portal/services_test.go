@@ -272,7 +272,8 @@ func TestServiceRolesAndConsole(t *testing.T) {
 		}
 	}
 	pa := e.platformAdmin("root@sportello.example.it")
-	mustContain(t, pa.get("/admin/services?q=Serv"), "Servizio", sid)
+	// A draft has no live keys yet: the limit is there, marked as for later.
+	mustContain(t, pa.get("/admin/services?q=Serv"), "Servizio", sid, "Vale per le chiavi di produzione")
 	r := pa.post("/admin/services/"+sid+"/limits", url.Values{"requests": {"300"}, "window": {"5"}})
 	mustContain(t, pa.follow(r), "300 richieste ogni 5 secondi")
 	r = pa.post("/admin/services/"+sid+"/limits", url.Values{"requests": {"0"}, "window": {"5"}})
