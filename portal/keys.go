@@ -65,7 +65,7 @@ func (a *App) keysPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Secrets stashed by the action that created them, in a stable order.
-	secrets := a.popSecrets(w, r)
+	secrets := a.popSecrets(w, r, sc.Service.ID)
 	for _, name := range []string{"test_primary", "test_secondary", "live_primary", "live_secondary"} {
 		if s, ok := secrets[name]; ok {
 			v.Secrets = append(v.Secrets, secretView{Name: name, Value: s})
@@ -154,7 +154,7 @@ func (a *App) regenerateKey(w http.ResponseWriter, r *http.Request) {
 	}
 	// The old key must stop working now, not when the cache expires.
 	a.serviceChanged(s.ID)
-	a.stashSecret(w, r, string(m)+"_"+string(sl), key)
+	a.stashSecret(w, r, s.ID, string(m)+"_"+string(sl), key)
 	a.flash(w, r, "success", "keys.flash.regenerated")
 	http.Redirect(w, r, a.keysURL(s), http.StatusSeeOther)
 }
@@ -233,8 +233,8 @@ func (a *App) createLiveKeys(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.serviceChanged(s.ID)
-	a.stashSecret(w, r, "live_primary", pair.Primary)
-	a.stashSecret(w, r, "live_secondary", pair.Secondary)
+	a.stashSecret(w, r, s.ID, "live_primary", pair.Primary)
+	a.stashSecret(w, r, s.ID, "live_secondary", pair.Secondary)
 	a.flash(w, r, "success", "keys.flash.live_created")
 	http.Redirect(w, r, a.keysURL(s), http.StatusSeeOther)
 }

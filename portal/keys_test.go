@@ -216,3 +216,56 @@ func TestUsageChartEndsOnTheItalianToday(t *testing.T) {
 		t.Fatalf("last day %s with %d accepted (total %d), want 2026-11-30 with 7", got, last.Accepted, c.Total)
 	}
 }
+
+// A new key is shown once, on its own service's page, to the person who
+// made it: not on another service's page (a redirect never followed, a
+// second tab), and not to the next person who signs in on the same
+// browser.
+func TestNewKeysAreShownOnlyForTheirServiceAndUser(t *testing.T) {
+	e := newTestEnv(t)
+	admin, inst := e.registerInst(1, "admin@comune1.example.it")
+	first := e.createService(admin, inst, "Tributi")
+	e.createService(admin, inst, "Anagrafe") // its redirect is not followed
+	firstKeys := fmt.Sprintf("/i/%d/services/%s/keys", inst, first)
+	if sec := secretsOn(admin.get(firstKeys)); len(sec) != 0 {
+		t.Fatalf("Tributi's page shows keys stashed for Anagrafe: %v", sec)
+	}
+	if sec := secretsOn(admin.get(fmt.Sprintf("/i/%d/services/%s", inst, first))); len(sec) != 0 {
+		t.Fatalf("Tributi's overview shows keys stashed for Anagrafe: %v", sec)
+	}
+
+	// Another person signs in on the same browser after a regeneration
+	// whose page was never shown.
+	_, other := e.registerInst(2, "admin@comune2.example.it")
+	admin.post(firstKeys+"/regenerate", url.Values{"mode": {"test"}, "slot": {"primary"}})
+	admin.post("/logout", nil)
+	if r := admin.post("/login", url.Values{"email": {"admin@comune2.example.it"}, "password": {testPassword}}); r.Status != http.StatusSeeOther {
+		t.Fatalf("second login: %d", r.Status)
+	}
+	theirs := e.createService(admin, other, "Tributi 2")
+	if sec := secretsOn(admin.get(fmt.Sprintf("/i/%d/services/%s/keys", other, theirs))); len(sec) != 2 || !strings.HasPrefix(sec["test_primary"], "sp_test_") {
+		t.Fatalf("their own new keys: %v", sec)
+	}
+	var shown int
+	for _, p := range []string{firstKeys, fmt.Sprintf("/i/%d/services/%s/keys", other, theirs)} {
+		shown += len(secretsOn(admin.get(p)))
+	}
+	if shown != 0 {
+		t.Fatalf("%d secrets still shown after their page was seen", shown)
+	}
+}
+
+// Only local paths are redirect targets: browsers drop tabs and newlines
+// and read a backslash as a slash, so those would leave the site.
+func TestSafeNextStaysOnTheSite(t *testing.T) {
+	for next, want := range map[string]string{
+		"/i/1/services": "/i/1/services", "/": "/", "/docs/api?x=1#y": "/docs/api?x=1#y",
+		"": "/f", "//evil.example": "/f", "/\\evil.example": "/f", "/\t/evil.example/phish": "/f",
+		"/\n/evil.example": "/f", "/a\\b": "/f", "https://evil.example": "/f", "evil.example": "/f",
+		"/\x7f/evil.example": "/f", "javascript:alert(1)": "/f",
+	} {
+		if got := safeNext(next, "/f"); got != want {
+			t.Errorf("safeNext(%q) = %q, want %q", next, got, want)
+		}
+	}
+}

@@ -128,8 +128,8 @@ func (a *App) createService(w http.ResponseWriter, r *http.Request) {
 		a.serverError(w, r, err)
 		return
 	}
-	a.stashSecret(w, r, "test_primary", pair.Primary)
-	a.stashSecret(w, r, "test_secondary", pair.Secondary)
+	a.stashSecret(w, r, s.ID, "test_primary", pair.Primary)
+	a.stashSecret(w, r, s.ID, "test_secondary", pair.Secondary)
 	a.flash(w, r, "success", "services.created", s.Name)
 	http.Redirect(w, r, fmt.Sprintf("/i/%d/services/%s/keys", iid, s.PublicID), http.StatusSeeOther)
 }
@@ -176,7 +176,7 @@ func (a *App) renderService(w http.ResponseWriter, r *http.Request, status int, 
 		return
 	}
 	a.render(w, r, status, "service", &Page{Title: sc.Service.Name, Section: "services",
-		Data: map[string]any{"S": sv, "Tab": "overview", "Refusal": refusal, "Secrets": a.popSecrets(w, r)}})
+		Data: map[string]any{"S": sv, "Tab": "overview", "Refusal": refusal, "Secrets": a.popSecrets(w, r, sc.Service.ID)}})
 }
 
 // cardForm fills a form from a card and the runtime settings.

@@ -8,7 +8,9 @@ import (
 	"encoding/gob"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/gorilla/sessions"
@@ -162,6 +164,7 @@ func (a *App) startSession(w http.ResponseWriter, r *http.Request, tx *sqlx.Tx, 
 		return err
 	}
 	s.Values["sid"] = tok
+	dropSecrets(s.Values) // nothing stashed before signing in is shown after
 	return s.Save(r, w)
 }
 
@@ -174,6 +177,7 @@ func (a *App) endSession(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	delete(s.Values, "sid")
+	dropSecrets(s.Values)
 	return s.Save(r, w)
 }
 
@@ -213,38 +217,69 @@ func (a *App) setLanguage(w http.ResponseWriter, r *http.Request) {
 }
 
 // safeNext accepts only local paths as redirect targets (no open redirect).
+// Browsers drop tabs and newlines from a URL and read a backslash as a
+// slash, so "/\t/evil.example" or "/\\evil.example" would leave the site:
+// any control character or backslash is refused, then the path must parse
+// with neither scheme nor host.
 func safeNext(next, fallback string) string {
-	if len(next) > 1 && next[0] == '/' && next[1] != '/' && next[1] != '\\' {
-		return next
+	if next == "" || next[0] != '/' || (len(next) > 1 && next[1] == '/') {
+		return fallback
 	}
-	if next == "/" {
-		return next
+	for i := 0; i < len(next); i++ {
+		if c := next[i]; c < 0x20 || c == 0x7f || c == '\\' {
+			return fallback
+		}
 	}
-	return fallback
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil {
+		return fallback
+	}
+	return next
 }
 
-// stashSecret keeps a one-time secret (a new API key) in the encrypted
-// session cookie until the next page shows it: secrets never travel in URLs
-// and are never stored server-side in clear.
-func (a *App) stashSecret(w http.ResponseWriter, r *http.Request, name, value string) {
+// stashSecret keeps a one-time secret (a new API key) of a service in the
+// encrypted session cookie until that service's page shows it: secrets
+// never travel in URLs and are never stored server-side in clear. They are
+// stashed for the signed-in user and the service, so a page of another
+// service (a redirect that was never followed, a second tab) or another
+// user signing in on the same browser never shows them; a newer stash for
+// another service replaces an unshown one, and signing in or out drops it.
+func (a *App) stashSecret(w http.ResponseWriter, r *http.Request, serviceID int64, name, value string) {
 	s := a.cookie(r)
+	owner := secretOwner(r, serviceID)
 	m, _ := s.Values["secrets"].(map[string]string)
-	if m == nil {
+	if m == nil || s.Values["secrets_for"] != owner {
 		m = map[string]string{}
 	}
 	m[name] = value
 	s.Values["secrets"] = m
+	s.Values["secrets_for"] = owner
 	_ = s.Save(r, w)
 }
 
-// popSecrets returns and forgets the stashed secrets.
-func (a *App) popSecrets(w http.ResponseWriter, r *http.Request) map[string]string {
+// popSecrets returns and forgets the secrets stashed for this user and
+// service; secrets stashed for anything else stay where they are.
+func (a *App) popSecrets(w http.ResponseWriter, r *http.Request, serviceID int64) map[string]string {
 	s := a.cookie(r)
 	m, _ := s.Values["secrets"].(map[string]string)
-	if len(m) == 0 {
+	if len(m) == 0 || s.Values["secrets_for"] != secretOwner(r, serviceID) {
 		return nil
 	}
-	delete(s.Values, "secrets")
+	dropSecrets(s.Values)
 	_ = s.Save(r, w)
 	return m
+}
+
+// secretOwner names who and what stashed secrets are for.
+func secretOwner(r *http.Request, serviceID int64) string {
+	var user int64
+	if v := viewerOf(r); v != nil {
+		user = v.User.ID
+	}
+	return fmt.Sprintf("user %d service %d", user, serviceID)
+}
+
+func dropSecrets(values map[any]any) {
+	delete(values, "secrets")
+	delete(values, "secrets_for")
 }
