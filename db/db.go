@@ -37,10 +37,35 @@ type DB struct {
 // pending migrations.
 func Open(ctx context.Context, path string) (*DB, error) { return openUpTo(ctx, path, "") }
 
+// privateFile makes sure the database file exists readable by its owner
+// only (it holds password hashes, fiscal codes and messages): SQLite
+// would create it with the umask's 0644, and it creates the -wal and -shm
+// files with the database file's permissions.
+func privateFile(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", path, err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if st.Mode().Perm()&0o077 != 0 { // a file made before this check
+		if err := f.Chmod(0o600); err != nil {
+			return fmt.Errorf("restrict %s: %w", path, err)
+		}
+	}
+	return nil
+}
+
 // openUpTo is Open applying migrations only up to version last ("" = all).
 func openUpTo(ctx context.Context, path, last string) (*DB, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	if err := privateFile(path); err != nil {
+		return nil, err
 	}
 	common := url.Values{}
 	common.Set("_foreign_keys", "on")

@@ -3,6 +3,7 @@ package db_test
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -185,4 +186,41 @@ func TestPanicInsideAWriteTransactionReleasesTheWriter(t *testing.T) {
 		t.Fatalf("synchronous = %d (%v) after a panic in WriteTxNoSync, want 2 (FULL)", sync, err)
 	}
 	d.Close()
+}
+
+// The database and its WAL are readable by their owner only: they hold
+// password hashes, fiscal codes and messages. A file left 0644 by an
+// earlier version is tightened when opened.
+func TestDatabaseFilesArePrivate(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "sportello.db")
+	d, err := db.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.W.ExecContext(ctx, `CREATE TABLE t (v TEXT)`); err != nil { // the WAL is written
+		t.Fatal(err)
+	}
+	for _, p := range []string{path, path + "-wal"} {
+		st, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if perm := st.Mode().Perm(); perm&0o077 != 0 {
+			t.Errorf("%s: mode %o, want no access for group and others", filepath.Base(p), perm)
+		}
+	}
+	d.Close()
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d, err = db.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if st, _ := os.Stat(path); st.Mode().Perm() != 0o600 {
+		t.Fatalf("reopened 0644 file: mode %o, want 600", st.Mode().Perm())
+	}
 }

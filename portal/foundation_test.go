@@ -186,6 +186,26 @@ func TestSecurityHeadersAndCookie(t *testing.T) {
 	if strings.Contains(page.Body, "<script>") || strings.Contains(page.Body, " style=") {
 		t.Error("inline script or style in page")
 	}
+	if hsts := page.Header.Get("Strict-Transport-Security"); hsts != "" {
+		t.Errorf("HSTS %q on a plain-http portal", hsts)
+	}
+}
+
+// Behind TLS (an https base URL) the portal tells browsers to stay on
+// https, and its cookie is Secure.
+func TestHTTPSPortalSendsHSTSAndSecureCookies(t *testing.T) {
+	e := newTestEnv(t, func(d *Deps) { d.BaseURL = "https://sportello.example.it" })
+	page := e.newClient().get("/login")
+	if hsts := page.Header.Get("Strict-Transport-Security"); !strings.HasPrefix(hsts, "max-age=") {
+		t.Fatalf("Strict-Transport-Security %q", hsts)
+	}
+	c := e.newClient()
+	r := c.post("/login", url.Values{"email": {"nobody@x.example.it"}, "password": {"wrong"}})
+	for _, cookie := range r.Header.Values("Set-Cookie") {
+		if !strings.Contains(cookie, "Secure") {
+			t.Errorf("cookie %q is not Secure", cookie)
+		}
+	}
 }
 
 func TestSessionRotationAndLogoutEverywhere(t *testing.T) {

@@ -48,7 +48,7 @@ func (c *testClock) Advance(d time.Duration) {
 // cheapCost keeps argon2id fast in tests; production uses DefaultPasswordCost.
 var cheapCost = PasswordCost{MemoryKiB: 64, Time: 1}
 
-func newTestEnv(t *testing.T) *testEnv {
+func newTestEnv(t *testing.T, tweak ...func(*Deps)) *testEnv {
 	t.Helper()
 	d := dbtest.Open(t)
 	enf, err := policies.New()
@@ -57,11 +57,15 @@ func newTestEnv(t *testing.T) *testEnv {
 	}
 	clock := &testClock{t: time.Now().UTC()}
 	key := []byte(strings.Repeat("k", 32))
-	app, err := New(context.Background(), Deps{
+	deps := Deps{
 		DB: d, Enforcer: enf, Catalog: i18n.MustLoad(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		BaseURL: "http://sportello.test", SessionHashKey: key, SessionBlockKey: key,
 		Now: clock.Now, PasswordCost: cheapCost,
-	})
+	}
+	for _, f := range tweak {
+		f(&deps)
+	}
+	app, err := New(context.Background(), deps)
 	if err != nil {
 		t.Fatal(err)
 	}

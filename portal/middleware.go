@@ -28,6 +28,16 @@ func SecurityHeaders(next http.Handler) http.Handler {
 	})
 }
 
+// strictTransport tells browsers to use https only, for a year, when the
+// portal's base URL is https (behind a TLS proxy): a first plain-http
+// request could otherwise be intercepted before its redirect.
+func strictTransport(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Strict-Transport-Security", "max-age=31536000")
+		next.ServeHTTP(w, r)
+	})
+}
+
 // middleware wraps the router, outermost first: recover and log → headers →
 // CSRF (cross-origin protection) → session → router (then per-route authz).
 func (a *App) middleware(h http.Handler) http.Handler {
@@ -39,6 +49,9 @@ func (a *App) middleware(h http.Handler) http.Handler {
 	h = a.withSession(h)
 	h = cop.Handler(h)
 	h = SecurityHeaders(h)
+	if a.secure {
+		h = strictTransport(h)
+	}
 	return a.observe(h)
 }
 

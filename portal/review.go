@@ -329,7 +329,9 @@ func (a *App) setLimits(w http.ResponseWriter, r *http.Request) {
 		if _, err := tx.ExecContext(ctx, `UPDATE services SET rate_limit_requests = ?, rate_limit_window_s = ? WHERE id = ?`, n, win, sc.Service.ID); err != nil {
 			return err
 		}
-		return a.serviceEvent(ctx, tx, r, sc.Service, nil, "limits", fmt.Sprintf("%d/%ds", n, win))
+		// The audit says what the limit was, not only what it became.
+		return a.serviceEvent(ctx, tx, r, sc.Service, nil, "limits",
+			fmt.Sprintf("%d/%ds → %d/%ds", sc.Service.RateLimitRequests, sc.Service.RateLimitWindowS, n, win))
 	})
 	if err != nil {
 		a.serverError(w, r, err)

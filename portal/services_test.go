@@ -276,6 +276,9 @@ func TestServiceRolesAndConsole(t *testing.T) {
 	mustContain(t, pa.get("/admin/services?q=Serv"), "Servizio", sid, "Vale per le chiavi di produzione")
 	r := pa.post("/admin/services/"+sid+"/limits", url.Values{"requests": {"300"}, "window": {"5"}})
 	mustContain(t, pa.follow(r), "300 richieste ogni 5 secondi")
+	if n := e.count(`SELECT COUNT(*) FROM audit_events WHERE action = 'service.limits' AND detail = '150/5s → 300/5s'`); n != 1 {
+		t.Fatal("the audit does not say what the limit was and became")
+	}
 	r = pa.post("/admin/services/"+sid+"/limits", url.Values{"requests": {"0"}, "window": {"5"}})
 	mustContain(t, pa.follow(r), "Limite di Servizio non salvato: «0» richieste ogni «5» secondi", "Il limite resta di 300 richieste ogni 5 secondi")
 	if e.count(`SELECT rate_limit_requests FROM services WHERE public_id = ?`, sid) != 300 {
