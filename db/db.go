@@ -13,6 +13,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -40,20 +41,29 @@ func Open(ctx context.Context, path string) (*DB, error) { return openUpTo(ctx, 
 // privateFile makes sure the database file exists readable by its owner
 // only (it holds password hashes, fiscal codes and messages): SQLite
 // would create it with the umask's 0644, and it creates the -wal and -shm
-// files with the database file's permissions.
+// files with the database file's permissions. Files left readable by
+// everyone by an earlier version lose the access of "others" (a group an
+// operator gave access on purpose, for backups, keeps it). A file this
+// process does not own is left as it is: that is its owner's choice, and
+// not a reason to refuse to start.
 func privateFile(path string) error {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return fmt.Errorf("open %s: %w", path, err)
 	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	if st.Mode().Perm()&0o077 != 0 { // a file made before this check
-		if err := f.Chmod(0o600); err != nil {
-			return fmt.Errorf("restrict %s: %w", path, err)
+	f.Close()
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		st, err := os.Stat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if perm := st.Mode().Perm(); perm&0o007 != 0 {
+			if err := os.Chmod(p, perm&^0o007); err != nil && !errors.Is(err, fs.ErrPermission) {
+				return fmt.Errorf("restrict %s: %w", p, err)
+			}
 		}
 	}
 	return nil

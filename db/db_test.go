@@ -215,12 +215,23 @@ func TestDatabaseFilesArePrivate(t *testing.T) {
 	if err := os.Chmod(path, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// A WAL left behind readable by everyone (a crash of an earlier
+	// version) is tightened too.
+	if err := os.WriteFile(path+"-wal", nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path+"-wal", 0o644); err != nil {
+		t.Fatal(err)
+	}
 	d, err = db.Open(ctx, path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	if st, _ := os.Stat(path); st.Mode().Perm() != 0o600 {
-		t.Fatalf("reopened 0644 file: mode %o, want 600", st.Mode().Perm())
+	if st, err := os.Stat(path + "-wal"); err == nil && st.Mode().Perm()&0o007 != 0 {
+		t.Fatalf("left-behind WAL: mode %o", st.Mode().Perm())
+	}
+	if st, _ := os.Stat(path); st.Mode().Perm() != 0o640 {
+		t.Fatalf("reopened 0644 file: mode %o, want 640 (others' access removed, the group's kept)", st.Mode().Perm())
 	}
 }

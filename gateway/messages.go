@@ -60,6 +60,7 @@ func (g *Gateway) postMessage(w http.ResponseWriter, r *http.Request, c *call) {
 		if found || err != nil {
 			if c.p.mode == keys.Test {
 				st, qerr := g.quota.peek(r.Context(), c.p.svc.id, c.now)
+				c.limits = nil // no Retry-After from authed's view on a 201
 				if qerr == nil {
 					c.limits = quotaHeaders(st, c.now, false)
 				}

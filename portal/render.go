@@ -197,7 +197,9 @@ func (a *App) render(w http.ResponseWriter, r *http.Request, status int, name st
 // fillPage sets the fields every page has from the request.
 func (a *App) fillPage(w http.ResponseWriter, r *http.Request, p *Page) {
 	p.Lang = langOf(r)
-	p.Path = r.URL.Path
+	// The page's own address, query included and still escaped: the
+	// language switch comes back to it (a decoded "%" or "?" would not).
+	p.Path = r.URL.RequestURI()
 	if v := viewerOf(r); v != nil {
 		p.Viewer = v
 		if p.Insts == nil {

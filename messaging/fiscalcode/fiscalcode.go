@@ -84,8 +84,6 @@ func ValidOrganization(s string) bool {
 	return sum%10 == 0
 }
 
-// Mask hides all but the first three and last character of a fiscal code,
-// for logs and places where the full code must not appear.
 // MaskIn masks every fiscal code (in any letter case) inside s, a URL
 // path for example, for a log line.
 func MaskIn(s string) string {
@@ -94,6 +92,8 @@ func MaskIn(s string) string {
 
 var anywherePattern = regexp.MustCompile(`(?i)[A-Z]{6}[0-9LMNPQRSTUV]{2}[ABCDEHLMPRST][0-9LMNPQRSTUV]{2}[A-Z][0-9LMNPQRSTUV]{3}[A-Z]`)
 
+// Mask hides all but the first three and last character of a fiscal code,
+// for logs and places where the full code must not appear.
 func Mask(cf string) string {
 	if len(cf) < 5 {
 		return "****"

@@ -47,6 +47,7 @@ type Pipeline struct {
 	maxBatch int
 	reqs     chan *pipeReq
 	toSync   chan []*pipeReq
+	barriers chan chan error // Sync's requests for an fsync
 	stop     chan struct{}
 	loopDone chan struct{}
 	syncDone chan struct{}
@@ -121,7 +122,7 @@ func NewPipeline(d *db.DB, maxBatch int, log *slog.Logger) (*Pipeline, error) {
 		log = slog.Default()
 	}
 	p := &Pipeline{d: d, log: log, walPath: d.Path + "-wal", maxBatch: maxBatch,
-		reqs: make(chan *pipeReq, 4*maxBatch), toSync: make(chan []*pipeReq),
+		reqs: make(chan *pipeReq, 4*maxBatch), toSync: make(chan []*pipeReq), barriers: make(chan chan error),
 		stop: make(chan struct{}), loopDone: make(chan struct{}), syncDone: make(chan struct{}),
 		stmts: map[string]*sql.Stmt{}}
 	// The WAL file exists once the database is open in WAL mode; make its
@@ -183,12 +184,18 @@ func (p *Pipeline) Do(ctx context.Context, op Op) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	return p.await(r.err)
+}
+
+// await waits for an answer on ch; once the syncer has stopped, an answer
+// it gave before stopping still counts, and none means closed.
+func (p *Pipeline) await(ch chan error) error {
 	select {
-	case err := <-r.err:
+	case err := <-ch:
 		return err
 	case <-p.syncDone:
 		select {
-		case err := <-r.err:
+		case err := <-ch:
 			return err
 		default:
 			return ErrClosed
@@ -286,20 +293,34 @@ func (p *Pipeline) run(batch []*pipeReq) {
 	}
 }
 
-// syncLoop fsyncs the WAL for every committed batch, several at a time.
+// syncLoop fsyncs the WAL for every committed batch, several at a time,
+// and for every Sync barrier that arrived before the fsync started.
 func (p *Pipeline) syncLoop() {
 	defer close(p.syncDone)
 	var waiting [][]*pipeReq
-	for b := range p.toSync {
-		waiting = append(waiting[:0], b)
+	var barriers []chan error
+	for open := true; open; {
+		waiting, barriers = waiting[:0], barriers[:0]
+		select {
+		case b, ok := <-p.toSync:
+			if !ok {
+				return
+			}
+			waiting = append(waiting, b)
+		case ch := <-p.barriers:
+			barriers = append(barriers, ch)
+		}
 	more:
 		for {
 			select {
 			case b, ok := <-p.toSync:
 				if !ok {
+					open = false
 					break more
 				}
 				waiting = append(waiting, b)
+			case ch := <-p.barriers:
+				barriers = append(barriers, ch)
 			default:
 				break more
 			}
@@ -312,7 +333,27 @@ func (p *Pipeline) syncLoop() {
 		for _, b := range waiting {
 			answerAll(b, err)
 		}
+		for _, ch := range barriers {
+			ch <- err
+		}
 	}
+}
+
+// Sync returns once an fsync of the WAL that started after the call has
+// finished: whatever was committed before the call is then on disk. It
+// does not use the writer (a retry answered from the read pool waits for
+// the earlier message's fsync this way), and concurrent calls share one
+// fsync with each other and with the batches.
+func (p *Pipeline) Sync(ctx context.Context) error {
+	ch := make(chan error, 1)
+	select {
+	case p.barriers <- ch:
+	case <-p.syncDone:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return p.await(ch)
 }
 
 // syncWAL opens the WAL file afresh each time (it can be replaced when

@@ -173,3 +173,63 @@ func TestPipelineTurnsAPanickingOperationIntoItsError(t *testing.T) {
 	p.Close()
 	d.Close()
 }
+
+// Sync is a barrier that needs no writer: it returns on an idle pipeline,
+// concurrent calls all return (sharing fsyncs) while sends go on, and
+// after Close it says so.
+func TestSyncIsABarrierWithoutTheWriter(t *testing.T) {
+	ctx := context.Background()
+	d, err := db.Open(ctx, filepath.Join(t.TempDir(), "p.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	d.W.MustExec(`CREATE TABLE t (v TEXT NOT NULL)`)
+	p, err := NewPipeline(d, 64, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Sync(ctx); err != nil {
+		t.Fatalf("idle: %v", err)
+	}
+	// The writer is held elsewhere (as delivery would hold it): Sync does
+	// not wait for it.
+	conn, err := d.W.Connx(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- p.Sync(ctx) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Sync waited for the writer")
+	}
+	conn.Close()
+	var wg sync.WaitGroup
+	errs := make([]error, 100)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if i%2 == 0 {
+				errs[i] = p.Sync(ctx)
+			} else {
+				errs[i] = p.Do(ctx, func(tx *Tx) error { _, err := tx.Exec(`INSERT INTO t (v) VALUES ('x')`); return err })
+			}
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+	}
+	p.Close()
+	if err := p.Sync(ctx); !errors.Is(err, ErrClosed) {
+		t.Fatalf("after Close: %v", err)
+	}
+}

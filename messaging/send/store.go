@@ -208,9 +208,9 @@ func (s *Store) Replay(ctx context.Context, from Sender, sub Submission) (res Re
 	}
 	// The earlier message is committed, but its batch may still wait for
 	// its fsync (the first request's 201 waits for it too). A 201 means on
-	// disk, so the retry waits for an fsync that starts after this read: an
-	// empty operation through the pipeline is exactly that.
-	if err := s.gc.Do(ctx, func(*Tx) error { return nil }); err != nil {
+	// disk, so the retry waits for an fsync that starts after this read;
+	// the syncer gives one without the writer.
+	if err := s.gc.Sync(ctx); err != nil {
 		return Result{}, false, fmt.Errorf("send: idempotency sync: %w", err)
 	}
 	return res, true, nil
