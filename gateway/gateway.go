@@ -62,19 +62,20 @@ func TuneRuntime() {
 
 // Gateway serves /api/v1.
 type Gateway struct {
-	cfg     Config
-	log     *slog.Logger
-	now     func() time.Time
-	cat     *i18n.Catalog
-	gc      *send.Pipeline
-	store   *send.Store
-	auth    *authCache
-	quota   *weeklyQuota
-	buckets *buckets
-	unauth  *unauthLimiter
-	meter   *meter
-	ckpt    *checkpointer
-	handler http.Handler
+	cfg      Config
+	log      *slog.Logger
+	now      func() time.Time
+	cat      *i18n.Catalog
+	gc       *send.Pipeline
+	store    *send.Store
+	auth     *authCache
+	quota    *weeklyQuota
+	buckets  *buckets
+	unauth   *unauthLimiter
+	meter    *meter
+	inflight inflight // Idempotency-Keys whose first request is in flight
+	ckpt     *checkpointer
+	handler  http.Handler
 
 	stop      chan struct{}
 	done      chan struct{}

@@ -1,12 +1,15 @@
 package gateway_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
+
+	"sportello/gateway"
 )
 
 func TestWeeklyQuotaIsExactUnderConcurrencyAndSurvivesRestart(t *testing.T) {
@@ -237,5 +240,51 @@ func TestRetriesNeitherHoldNorNeedQuota(t *testing.T) {
 	}
 	if r := e.do("POST", path, testKey, msg("Promemoria IMU!"), "Idempotency-Key", "k4"); r.StatusCode != 429 {
 		t.Fatalf("new send after the quota: %d", r.StatusCode)
+	}
+}
+
+// Duplicates of a send that is still being committed wait for it instead
+// of each holding a quota unit meanwhile: 200 concurrent copies of one new
+// request, with 3 units left, store one message and answer every copy
+// with its id, and the units they did not spend are still there.
+func TestConcurrentCopiesOfANewSendHoldOneUnit(t *testing.T) {
+	e := newEnv(t)
+	id, testKey, _ := e.service(svcOpts{recipients: []string{mario}})
+	e.stop()
+	week, _ := gateway.WeekOf(e.clock.Now())
+	e.d.W.MustExec(`INSERT INTO quota_usage (service_id, week_start, used) VALUES (?, ?, 997)`, id, week)
+	e.start()
+	path := "/api/v1/messages/" + mario
+	// The writer is busy (as when delivery holds it): the first copy waits
+	// in the pipeline while the others arrive.
+	writer, err := e.d.W.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.AfterFunc(500*time.Millisecond, func() { writer.Close() })
+	var wg sync.WaitGroup
+	codes := make([]int, 200)
+	ids := make([]string, 200)
+	for i := range codes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := e.do("POST", path, testKey, msg("Promemoria TARI"), "Idempotency-Key", "new-1")
+			codes[i], ids[i] = r.StatusCode, string(r.body)
+		}()
+	}
+	wg.Wait()
+	for i := range codes {
+		if codes[i] != 201 || ids[i] != ids[0] {
+			t.Fatalf("copy %d: %d %s, want 201 %s", i, codes[i], ids[i], ids[0])
+		}
+	}
+	for _, k := range []string{"new-2", "new-3"} {
+		if r := e.do("POST", path, testKey, msg("Promemoria IMU!"), "Idempotency-Key", k); r.StatusCode != 201 {
+			t.Fatalf("send %s with units left: %d %s", k, r.StatusCode, r.body)
+		}
+	}
+	if n := e.count(`SELECT COUNT(*) FROM messages WHERE service_id = ?`, id); n != 3 {
+		t.Fatalf("%d messages, want 3", n)
 	}
 }

@@ -56,17 +56,31 @@ func (g *Gateway) postMessage(w http.ResponseWriter, r *http.Request, c *call) {
 		// nothing, so it neither holds a unit (a burst of retries made new
 		// sends look as if the week were spent) nor needs one (a retry of
 		// a committed message gets its id after the week is spent).
-		out, found, err := g.store.Replay(r.Context(), c.sender(), sub)
-		if found || err != nil {
-			if c.p.mode == keys.Test {
-				st, qerr := g.quota.peek(r.Context(), c.p.svc.id, c.now)
-				c.limits = nil // no Retry-After from authed's view on a 201
-				if qerr == nil {
-					c.limits = quotaHeaders(st, c.now, false)
+		for {
+			out, found, err := g.store.Replay(r.Context(), c.sender(), sub)
+			if found || err != nil {
+				if c.p.mode == keys.Test {
+					st, qerr := g.quota.peek(r.Context(), c.p.svc.id, c.now)
+					c.limits = nil // no Retry-After from authed's view on a 201
+					if qerr == nil {
+						c.limits = quotaHeaders(st, c.now, false)
+					}
 				}
+				g.answerSubmit(w, r, c, m.FiscalCode, out, err)
+				return
 			}
-			g.answerSubmit(w, r, c, m.FiscalCode, out, err)
-			return
+			// Copies of a request still in flight wait for it, then look
+			// again (inflight.go).
+			first, done, release := g.inflight.claim(c.p.svc.id, string(c.p.mode), idem)
+			if first {
+				defer release()
+				break
+			}
+			select {
+			case <-done:
+			case <-r.Context().Done():
+				return // the client left; nothing was reserved or stored
+			}
 		}
 	}
 	res, ok := g.reserveTest(w, r, c)
