@@ -63,6 +63,11 @@ func TestValidationRulesAnswerWithFieldDetails(t *testing.T) {
 		{"wrong type", "/" + mario, map[string]any{"content": content("require_secure_channels", "yes")}, "content.require_secure_channels", "type", "boolean", "string", 400, nil},
 		{"wrong type ttl", "/" + mario, map[string]any{"content": content(), "time_to_live": "3600"}, "time_to_live", "type", "integer", "string", 400, nil},
 		{"not an object", "/" + mario, `[]`, "", "type", "object", "array", 400, []string{"The request body must be of type object"}},
+		{"lone surrogate escape", "/" + mario, `{"content":{"subject":"Scadenza \ud800 TARI","markdown":"` + md + `"}}`, "content.subject", "characters", nil, "U+FFFD", 400, []string{"U+FFFD"}},
+		{"blank subject", "/" + mario, map[string]any{"content": content("subject", strings.Repeat(" ", 6)+strings.Repeat("\u200b", 6))}, "content.subject", "min_length", 10.0, 0.0, 400, []string{"not counting spaces"}},
+		{"NUL in markdown", "/" + mario, map[string]any{"content": content("markdown", md+"\x00")}, "content.markdown", "characters", nil, "U+0000", 400, nil},
+		{"text direction override", "/" + mario, map[string]any{"content": content("subject", "Promemoria \u202eIRAT")}, "content.subject", "characters", nil, "U+202E", 400, nil},
+		{"newline in subject", "/" + mario, map[string]any{"content": content("subject", "Promemoria\nTARI")}, "content.subject", "characters", nil, "U+000A", 400, nil},
 		{"not UTF-8", "/" + mario, "{\"content\":{\"subject\":\"Pagamento entro luned\xec\"}}", "", "encoding", nil, 44.0, 400, []string{"not UTF-8", "44"}},
 		{"payee is a person", "/" + mario, map[string]any{"content": content("payment_data", pay("payee", map[string]string{"fiscal_code": anna}))}, "content.payment_data.payee.fiscal_code", "organization_fiscal_code", nil, anna[:3] + "************" + anna[15:], 400, nil},
 		{"due date offset of a day", "/" + mario, map[string]any{"content": content("due_date", "2026-12-31T23:00:00+24:00")}, "content.due_date", "date_time", nil, nil, 400, nil},
@@ -135,9 +140,11 @@ func TestValidationRulesAnswerWithFieldDetails(t *testing.T) {
 	}
 	// RFC 3339 allows a lower-case t and z and fractions of a second; the
 	// due date is kept in UTC with its fraction.
-	r = e.do("POST", "/api/v1/messages/"+mario, liveKey, map[string]any{"content": content("due_date", "2026-12-31t23:00:00.250+01:00")})
+	// Markdown keeps its lines and tabs.
+	r = e.do("POST", "/api/v1/messages/"+mario, liveKey, map[string]any{"content": content("due_date", "2026-12-31t23:00:00.250+01:00",
+		"markdown", md+"\n\n- una voce\tcon tab\r\n")})
 	if r.StatusCode != 201 {
-		t.Fatalf("lower-case due date: %d %s", r.StatusCode, r.body)
+		t.Fatalf("lower-case due date, markdown with lines: %d %s", r.StatusCode, r.body)
 	}
 	var stored string
 	if err := e.d.R.Get(&stored, `SELECT json_extract(content, '$.due_date') FROM messages WHERE id = ?`, strings.Trim(strings.TrimPrefix(string(r.body), `{"id":`), `"}`)); err != nil || stored != "2026-12-31T22:00:00.25Z" {

@@ -7,9 +7,11 @@ package send
 
 import (
 	"encoding/json"
+	"fmt"
 	"regexp"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"sportello/messaging/fiscalcode"
@@ -94,6 +96,7 @@ const (
 	RuleSyntax      = "syntax"
 	RuleUnknownBody = "body"
 	RuleEncoding    = "encoding"
+	RuleCharacters  = "characters"
 )
 
 // Limits is what a service allows beyond IO's fixed rules.
@@ -130,19 +133,24 @@ func Validate(m *NewMessage, lim Limits) []FieldError {
 		add("content", RuleRequired, nil, nil)
 		return errs
 	}
-	length := func(field, s string, lo, hi int) {
-		n := utf8.RuneCountInString(s)
-		switch {
+	// The minimum counts what a citizen sees (ten spaces or zero-width
+	// characters are not a subject); the maximum counts every character.
+	length := func(field, s string, lo, hi int, newlines bool) {
+		switch n := utf8.RuneCountInString(s); {
 		case s == "":
 			add(field, RuleRequired, nil, nil)
-		case n < lo:
-			add(field, RuleMinLength, lo, n)
+		case visibleLength(s) < lo:
+			add(field, RuleMinLength, lo, visibleLength(s))
 		case n > hi:
 			add(field, RuleMaxLength, hi, n)
+		default:
+			if bad, ok := badCharacter(s, newlines); ok {
+				add(field, RuleCharacters, nil, fmt.Sprintf("U+%04X", bad))
+			}
 		}
 	}
-	length("content.subject", c.Subject, SubjectMin, SubjectMax)
-	length("content.markdown", c.Markdown, MarkdownMin, MarkdownMax)
+	length("content.subject", c.Subject, SubjectMin, SubjectMax, false)
+	length("content.markdown", c.Markdown, MarkdownMin, MarkdownMax, true)
 	if c.DueDate != "" {
 		if t, ok := parseDueDate(c.DueDate); ok {
 			c.DueDate = t.UTC().Format(time.RFC3339Nano)
@@ -182,6 +190,41 @@ func Validate(m *NewMessage, lim Limits) []FieldError {
 }
 
 var orgShape = regexp.MustCompile(`^[0-9]{11}$`)
+
+// visibleLength counts the characters of s that are neither spaces nor
+// invisible format characters (zero-width space, joiners, BOM).
+func visibleLength(s string) int {
+	n := 0
+	for _, r := range s {
+		if !unicode.IsSpace(r) && !unicode.Is(unicode.Cf, r) {
+			n++
+		}
+	}
+	return n
+}
+
+// badCharacter finds the first character a message must not carry: control
+// characters (a terminal escape, a NUL; tabs and newlines only where lines
+// belong), the text-direction overrides that can make a text read other
+// than it is, and U+FFFD, which is what a broken encoding or a lone
+// surrogate escape (\ud800) leaves behind.
+func badCharacter(s string, newlines bool) (rune, bool) {
+	for _, r := range s {
+		switch {
+		case r == '\t' || r == '\n' || r == '\r':
+			if !newlines {
+				return r, true
+			}
+		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0):
+			return r, true
+		case r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069:
+			return r, true
+		case r == utf8.RuneError:
+			return r, true
+		}
+	}
+	return 0, false
+}
 
 // parseDueDate reads an RFC 3339 date and time. RFC 3339 allows a lower
 // case "t" and "z"; it does not allow an offset of 24 hours or more (Go's
