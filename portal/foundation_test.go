@@ -199,9 +199,16 @@ func TestHTTPSPortalSendsHSTSAndSecureCookies(t *testing.T) {
 	if hsts := page.Header.Get("Strict-Transport-Security"); !strings.HasPrefix(hsts, "max-age=") {
 		t.Fatalf("Strict-Transport-Security %q", hsts)
 	}
-	c := e.newClient()
-	r := c.post("/login", url.Values{"email": {"nobody@x.example.it"}, "password": {"wrong"}})
-	for _, cookie := range r.Header.Values("Set-Cookie") {
+	// Registering signs the new admin in: the session cookie is set.
+	r := e.newClient().post("/register", url.Values{
+		"inst_name": {"Comune di Prova"}, "inst_fiscal_code": {orgCode(1)}, "inst_pec": {"protocollo@pec.example.it"},
+		"name": {"Maria Rossi"}, "email": {"maria@comune.example.it"}, "password": {testPassword}, "password_confirm": {testPassword},
+	})
+	cookies := r.Header.Values("Set-Cookie")
+	if len(cookies) == 0 {
+		t.Fatal("no cookie set: nothing to check")
+	}
+	for _, cookie := range cookies {
 		if !strings.Contains(cookie, "Secure") {
 			t.Errorf("cookie %q is not Secure", cookie)
 		}
