@@ -143,9 +143,8 @@ func (g *Gateway) authed(h func(http.ResponseWriter, *http.Request, *call)) http
 			// for a send with an Idempotency-Key: it may be the retry of a
 			// committed message, which costs nothing and gets its id
 			// (postMessage refuses it if it is not).
-			retry := r.Method == http.MethodPost && r.Header.Get("Idempotency-Key") != ""
 			c.limits = quotaHeaders(st, c.now, st.remaining == 0)
-			if st.remaining == 0 && !retry {
+			if st.remaining == 0 && !(r.Method == http.MethodPost && r.Header.Get("Idempotency-Key") != "") {
 				g.problem(w, r, c, http.StatusTooManyRequests, "quota_exceeded", nil, st.limit)
 				return
 			}

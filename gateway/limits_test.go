@@ -235,8 +235,10 @@ func TestRetriesNeitherHoldNorNeedQuota(t *testing.T) {
 	}
 	// The week is spent now; a retry of a committed message still gets
 	// its id, a new message does not.
-	if r := e.do("POST", path, testKey, msg("Promemoria TARI"), "Idempotency-Key", "k1"); r.StatusCode != 201 || string(r.body) != string(first.body) {
-		t.Fatalf("retry after the quota: %d %s, want 201 %s", r.StatusCode, r.body, first.body)
+	if r := e.do("POST", path, testKey, msg("Promemoria TARI"), "Idempotency-Key", "k1"); r.StatusCode != 201 || string(r.body) != string(first.body) ||
+		r.Header.Get("Retry-After") != "" || r.Header.Get("RateLimit-Remaining") != "0" {
+		t.Fatalf("retry after the quota: %d %s Retry-After %q Remaining %q, want 201 %s, no Retry-After, 0 left",
+			r.StatusCode, r.body, r.Header.Get("Retry-After"), r.Header.Get("RateLimit-Remaining"), first.body)
 	}
 	if r := e.do("POST", path, testKey, msg("Promemoria IMU!"), "Idempotency-Key", "k4"); r.StatusCode != 429 {
 		t.Fatalf("new send after the quota: %d", r.StatusCode)

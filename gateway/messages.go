@@ -7,7 +7,6 @@ import (
 	"net/http"
 
 	"sportello/db"
-	"sportello/gateway/keys"
 	"sportello/messaging/fiscalcode"
 	"sportello/messaging/send"
 )
@@ -59,12 +58,8 @@ func (g *Gateway) postMessage(w http.ResponseWriter, r *http.Request, c *call) {
 		for {
 			out, found, err := g.store.Replay(r.Context(), c.sender(), sub)
 			if found || err != nil {
-				if c.p.mode == keys.Test {
-					st, qerr := g.quota.peek(r.Context(), c.p.svc.id, c.now)
-					c.limits = nil // no Retry-After from authed's view on a 201
-					if qerr == nil {
-						c.limits = quotaHeaders(st, c.now, false)
-					}
+				if c.limits != nil {
+					c.limits.retry = 0 // a spent week's Retry-After does not belong on a retry's 201
 				}
 				g.answerSubmit(w, r, c, m.FiscalCode, out, err)
 				return

@@ -140,7 +140,7 @@ func Validate(m *NewMessage, lim Limits) []FieldError {
 		case s == "":
 			add(field, RuleRequired, nil, nil)
 		case visibleLength(s) < lo:
-			add(field, RuleMinLength, lo, visibleLength(s))
+			add(field, RuleMinLength, lo, visibleLength(s)) // only on the error path
 		case n > hi:
 			add(field, RuleMaxLength, hi, n)
 		default:

@@ -133,7 +133,7 @@ func (s *Store) Submit(ctx context.Context, from Sender, sub Submission) (Result
 			err := tx.QueryRow(qFindIdem, from.ServiceID, from.Mode, sub.IdempotencyKey).Scan(&prev.id, &prev.fiscalCode, &prev.bodyHash, &prev.at)
 			switch {
 			case err == nil && now.Sub(prev.at) < IdempotencyWindow:
-				res, mismatch = prev.answer(m, sub)
+				res, mismatch = prev.answer(sub)
 				return nil
 			case err == nil: // expired: the key may be used again
 				if _, err := tx.Exec(qForget, prev.id); err != nil {
@@ -176,8 +176,8 @@ type earlier struct {
 // answer is what a request with the same key gets: a retry (same body,
 // same recipient: the path's fiscal code is not in the body hash) the
 // earlier message's id, anything else a mismatch.
-func (e earlier) answer(m *NewMessage, sub Submission) (Result, bool) {
-	if e.bodyHash != sub.BodyHash || e.fiscalCode != m.FiscalCode {
+func (e earlier) answer(sub Submission) (Result, bool) {
+	if e.bodyHash != sub.BodyHash || e.fiscalCode != sub.Message.FiscalCode {
 		return Result{}, true
 	}
 	return Result{ID: e.id, Replayed: true}, false
@@ -186,8 +186,8 @@ func (e earlier) answer(m *NewMessage, sub Submission) (Result, bool) {
 // Replay answers a request whose Idempotency-Key was already used, from
 // the read pool, before anything is reserved or queued for the writer: a
 // retry costs no quota unit and no write. found is false when the key is
-// unknown or expired (Submit then decides, inside its transaction, which
-// also settles two first requests racing each other).
+// unknown or expired; Submit then decides inside its transaction, which
+// also catches a first request that committed after this look-up.
 func (s *Store) Replay(ctx context.Context, from Sender, sub Submission) (res Result, found bool, err error) {
 	if sub.IdempotencyKey == "" {
 		return Result{}, false, nil
@@ -202,7 +202,7 @@ func (s *Store) Replay(ctx context.Context, from Sender, sub Submission) (res Re
 	case s.now().UTC().Sub(prev.at) >= IdempotencyWindow:
 		return Result{}, false, nil
 	}
-	res, mismatch := prev.answer(sub.Message, sub)
+	res, mismatch := prev.answer(sub)
 	if mismatch {
 		return Result{}, true, ErrIdempotencyMismatch
 	}
