@@ -120,6 +120,22 @@ func (c *client) post(path string, form url.Values) resp {
 	return c.do(req)
 }
 
+// decide approves or rejects a submitted service from its review page, as
+// an admin does: the form carries the digest of the content the page
+// showed.
+func (c *client) decide(sid, action string, form url.Values) resp {
+	c.env.t.Helper()
+	page := c.get("/admin/reviews/" + sid)
+	m := regexp.MustCompile(`name="reviewed" value="([0-9a-f]*)"`).FindStringSubmatch(page.Body)
+	if form == nil {
+		form = url.Values{}
+	}
+	if m != nil {
+		form.Set("reviewed", m[1])
+	}
+	return c.post("/admin/reviews/"+sid+"/"+action, form)
+}
+
 // follow GETs the page a POST redirected to (flash messages show there).
 func (c *client) follow(r resp) resp {
 	c.env.t.Helper()

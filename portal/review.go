@@ -1,6 +1,9 @@
 package portal
 
 import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -132,13 +135,45 @@ func (a *App) renderReview(w http.ResponseWriter, r *http.Request, status int, f
 		a.serverError(w, r, err)
 		return
 	}
+	reviewed := ""
+	if sc.Working != nil {
+		reviewed = reviewedContent(sc.Working)
+	}
 	var items []checklistItemView
 	for _, def := range servicecard.Items {
 		items = append(items, checklistItemView{Def: def, State: cur.Checklist.Get(def.ID)})
 	}
 	a.render(w, r, status, "review", &Page{Title: a.T(r, "review.title", sc.Service.Name), Section: "reviews", Platform: true, Form: f,
-		Data: map[string]any{"S": sv, "Inst": inst, "Diff": diff, "Others": others, "Items": items,
+		Data: map[string]any{"S": sv, "Inst": inst, "Diff": diff, "Others": others, "Items": items, "Reviewed": reviewed,
 			"Description": servicecard.RenderMarkdown(cur.Card.Description)}})
+}
+
+// reviewedContent is what the review page showed: a digest of the card
+// and the checklist of the submitted version. The decision forms carry it
+// back, so an approval puts in force exactly what the admin read. Without
+// it, an institution could withdraw, edit and resubmit (the same version
+// row) between the page and the click, and unread text would go live.
+func reviewedContent(ver *Version) string {
+	sum := sha256.Sum256([]byte(ver.CardJSON + "\x00" + ver.ChecklistJSON))
+	return hex.EncodeToString(sum[:16])
+}
+
+// submittedAsShown loads the submitted version the decision is about and
+// checks it is still what the review page showed; otherwise it tells the
+// admin and sends them back to the page (now showing the new content).
+func (a *App) submittedAsShown(w http.ResponseWriter, r *http.Request, sc *serviceCtx) (*Version, bool) {
+	if sc.Working == nil || sc.Working.State != "submitted" {
+		a.flash(w, r, "error", "review.not_submitted")
+		http.Redirect(w, r, "/admin/reviews", http.StatusSeeOther)
+		return nil, false
+	}
+	shown := r.PostFormValue("reviewed")
+	if subtle.ConstantTimeCompare([]byte(shown), []byte(reviewedContent(sc.Working))) != 1 {
+		a.flash(w, r, "error", "review.changed_meanwhile")
+		http.Redirect(w, r, "/admin/reviews/"+sc.Service.PublicID, http.StatusSeeOther)
+		return nil, false
+	}
+	return sc.Working, true
 }
 
 // approveService puts the submitted version in force.
@@ -148,12 +183,10 @@ func (a *App) approveService(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if sc.Working == nil || sc.Working.State != "submitted" {
-		a.flash(w, r, "error", "review.not_submitted")
-		http.Redirect(w, r, "/admin/reviews", http.StatusSeeOther)
+	ver, ok := a.submittedAsShown(w, r, sc)
+	if !ok {
 		return
 	}
-	ver := sc.Working
 	err := a.writeTx(ctx, func(tx *sqlx.Tx) error {
 		// Two versions with the same name may have been submitted while
 		// neither was live; the second approval must not make them twins.
@@ -164,12 +197,12 @@ func (a *App) approveService(w http.ResponseWriter, r *http.Request) {
 		}
 		now := a.now()
 		res, err := tx.ExecContext(ctx, `UPDATE service_versions SET state = 'approved', decided_at = ?, decided_by = ?, decision_reason = ''
-			WHERE id = ? AND state = 'submitted'`, now, v.User.ID, ver.ID)
+			WHERE id = ? AND state = 'submitted' AND card = ? AND checklist = ?`, now, v.User.ID, ver.ID, ver.CardJSON, ver.ChecklistJSON)
 		if err != nil {
 			return err
 		}
 		if n, _ := res.RowsAffected(); n != 1 {
-			return errSubmitted // withdrawn meanwhile
+			return errSubmitted // withdrawn (and perhaps changed) meanwhile
 		}
 		if sc.Live != nil {
 			if _, err := tx.ExecContext(ctx, `UPDATE service_versions SET state = 'superseded' WHERE id = ?`, sc.Live.ID); err != nil {
@@ -187,8 +220,8 @@ func (a *App) approveService(w http.ResponseWriter, r *http.Request) {
 		return a.queueDecisionMail(ctx, tx, sc.Service, ver.ID, ver.Card.Name, "approve", "")
 	})
 	if errors.Is(err, errSubmitted) {
-		a.flash(w, r, "error", "review.not_submitted")
-		http.Redirect(w, r, "/admin/reviews", http.StatusSeeOther)
+		a.flash(w, r, "error", "review.changed_meanwhile")
+		http.Redirect(w, r, "/admin/reviews/"+sc.Service.PublicID, http.StatusSeeOther)
 		return
 	} else if errors.Is(err, errDuplicateName) {
 		a.flash(w, r, "error", "review.duplicate_name", ver.Card.Name)
@@ -221,15 +254,13 @@ func (a *App) rejectService(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if sc.Working == nil || sc.Working.State != "submitted" {
-		a.flash(w, r, "error", "review.not_submitted")
-		http.Redirect(w, r, "/admin/reviews", http.StatusSeeOther)
+	ver, ok := a.submittedAsShown(w, r, sc)
+	if !ok {
 		return
 	}
-	ver := sc.Working
 	err := a.writeTx(ctx, func(tx *sqlx.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE service_versions SET state = 'rejected', decided_at = ?, decided_by = ?, decision_reason = ?
-			WHERE id = ? AND state = 'submitted'`, a.now(), v.User.ID, reason, ver.ID)
+			WHERE id = ? AND state = 'submitted' AND card = ? AND checklist = ?`, a.now(), v.User.ID, reason, ver.ID, ver.CardJSON, ver.ChecklistJSON)
 		if err != nil {
 			return err
 		}
@@ -241,7 +272,11 @@ func (a *App) rejectService(w http.ResponseWriter, r *http.Request) {
 		}
 		return a.queueDecisionMail(ctx, tx, sc.Service, ver.ID, ver.Card.Name, "reject", reason)
 	})
-	if err != nil && !errors.Is(err, errSubmitted) {
+	if errors.Is(err, errSubmitted) {
+		a.flash(w, r, "error", "review.changed_meanwhile")
+		http.Redirect(w, r, "/admin/reviews/"+sc.Service.PublicID, http.StatusSeeOther)
+		return
+	} else if err != nil {
 		a.serverError(w, r, err)
 		return
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -117,13 +118,13 @@ func TestServiceLifecycle(t *testing.T) {
 
 	pa := e.platformAdmin("root@sportello.example.it")
 	mustContain(t, pa.get("/admin/reviews"), "TARI", "Comune di Prova 1", "Prima approvazione")
-	r = pa.post("/admin/reviews/"+sid+"/reject", url.Values{"reason": {"corto"}})
+	r = pa.decide(sid, "reject", url.Values{"reason": {"corto"}})
 	if r.Status != http.StatusUnprocessableEntity {
 		t.Fatalf("reject without reason: %d", r.Status)
 	}
 	mustContain(t, r, "Scrivi il motivo del rifiuto")
 	reason := "Manca il numero di telefono dell'ufficio"
-	r = pa.post("/admin/reviews/"+sid+"/reject", url.Values{"reason": {reason}})
+	r = pa.decide(sid, "reject", url.Values{"reason": {reason}})
 	mustContain(t, pa.follow(r), "è stato respinto")
 	page := admin.get(base)
 	mustContain(t, page, "Richiesta respinta", reason)
@@ -150,7 +151,7 @@ func TestServiceLifecycle(t *testing.T) {
 	fixed.Set("phone", "051 123456")
 	admin.post(base+"/card", fixed)
 	admin.post(base+"/submit", nil)
-	r = pa.post("/admin/reviews/"+sid+"/approve", nil)
+	r = pa.decide(sid, "approve", nil)
 	mustContain(t, pa.follow(r), "è stato approvato")
 	// This time the admin submitted: one approval mail, to the admin.
 	if n := e.count(`SELECT count(*) FROM mail_outbox WHERE subject LIKE '%approvato%'`); n != 1 {
@@ -188,7 +189,7 @@ func TestServiceLifecycle(t *testing.T) {
 	admin.post(base+"/submit", nil)
 	review := pa.get("/admin/reviews/" + sid)
 	mustContain(t, review, "Modifiche rispetto alla versione in vigore", "TARI - Tassa rifiuti", "3.000,00", "modificato")
-	pa.post("/admin/reviews/"+sid+"/approve", nil)
+	pa.decide(sid, "approve", nil)
 	if got := e.versionStates(sid); got != "1:superseded 2:approved" {
 		t.Fatalf("states after second approval %s", got)
 	}
@@ -224,7 +225,7 @@ func TestWithdrawAndDuplicateName(t *testing.T) {
 		t.Fatalf("after withdraw %s", got)
 	}
 	admin.post(fmt.Sprintf("/i/%d/services/%s/submit", inst, first), nil)
-	pa.post("/admin/reviews/"+first+"/approve", nil)
+	pa.decide(first, "approve", nil)
 
 	second := e.createService(admin, inst, "MENSA SCOLASTICA")
 	admin.post(fmt.Sprintf("/i/%d/services/%s/card", inst, second), validCard("MENSA SCOLASTICA"))
@@ -327,10 +328,65 @@ func TestDuplicateNameRefusedAtApproval(t *testing.T) {
 		}
 		sids = append(sids, sid)
 	}
-	pa.post("/admin/reviews/"+sids[0]+"/approve", nil)
-	r := pa.post("/admin/reviews/"+sids[1]+"/approve", nil)
+	pa.decide(sids[0], "approve", nil)
+	r := pa.decide(sids[1], "approve", nil)
 	mustContain(t, pa.follow(r), "non è possibile approvarne un secondo")
 	if e.count(`SELECT count(*) FROM services WHERE live_version_id IS NOT NULL`) != 1 {
 		t.Fatal("two live services with the same name")
+	}
+}
+
+// An approval puts in force what the admin read: if the institution
+// withdraws, edits and resubmits between the review page and the click,
+// the decision (approve or reject) is refused and the page shows the new
+// content.
+func TestReviewDecidesOnlyWhatWasShown(t *testing.T) {
+	e := newTestEnv(t)
+	admin, inst := e.registerInst(1, "a@comune.example.it")
+	sid := e.createService(admin, inst, "TARI")
+	base := fmt.Sprintf("/i/%d/services/%s", inst, sid)
+	admin.post(base+"/card", validCard("TARI"))
+	e.completeChecklist(admin, inst, sid)
+	admin.post(base+"/submit", nil)
+
+	pa := e.platformAdmin("root@sportello.example.it")
+	shown := regexp.MustCompile(`name="reviewed" value="([0-9a-f]+)"`).FindStringSubmatch(pa.get("/admin/reviews/" + sid).Body)
+	if shown == nil {
+		t.Error("the review page has no digest of what it shows")
+		shown = []string{"", ""}
+	}
+
+	// Meanwhile: withdraw, change the description, submit again.
+	admin.post(base+"/withdraw", nil)
+	changed := validCard("TARI")
+	changed.Set("description", "PAGA SUBITO su http://phish.example.com: testo che nessuno ha revisionato, abbastanza lungo da passare i controlli della scheda.")
+	if r := admin.post(base+"/card", changed); r.Status != http.StatusSeeOther {
+		t.Fatalf("edit after withdraw: %d %s", r.Status, snippet(r.Body))
+	}
+	admin.post(base+"/submit", nil)
+	if got := e.versionStates(sid); got != "1:submitted" {
+		t.Fatalf("states %s", got)
+	}
+
+	for _, action := range []string{"approve", "reject"} {
+		r := pa.post("/admin/reviews/"+sid+"/"+action, url.Values{"reviewed": {shown[1]}, "reason": {"Motivo abbastanza lungo"}})
+		if r.Status != http.StatusSeeOther || r.Location != "/admin/reviews/"+sid {
+			t.Fatalf("%s with a stale page: %d %q", action, r.Status, r.Location)
+		}
+		page := pa.follow(r)
+		mustContain(t, page, "sono cambiate dopo l'apertura", "phish.example.com")
+		if got := e.versionStates(sid); got != "1:submitted" {
+			t.Fatalf("%s of unread content went through: states %s", action, got)
+		}
+	}
+	if r := pa.post("/admin/reviews/"+sid+"/approve", nil); r.Status != http.StatusSeeOther || e.versionStates(sid) != "1:submitted" {
+		t.Fatalf("approve without the digest: %d, states %s", r.Status, e.versionStates(sid))
+	}
+
+	// Decided from the page as it is now, it goes through.
+	r := pa.decide(sid, "approve", nil)
+	mustContain(t, pa.follow(r), "è stato approvato")
+	if got := e.versionStates(sid); got != "1:approved" {
+		t.Fatalf("states %s", got)
 	}
 }
