@@ -1,6 +1,7 @@
 package portal
 
 import (
+	"fmt"
 	"net/http"
 	"time"
 
@@ -43,10 +44,27 @@ func (a *App) changePassword(w http.ResponseWriter, r *http.Request) {
 	f := newForm(r)
 	cur, pw := f.Raw("current_password"), f.Raw("password")
 	f.Values = nil
+	// Guesses of the current password count with the account's failed
+	// logins: someone holding a stolen session must not be able to try
+	// passwords without limit and then lock the owner out by changing it.
+	ip := a.Resolver.String(r)
+	allowed, delay, retry := a.throttle.Attempt(v.User.Email, ip)
+	if !allowed {
+		f.Fail("current_password", a.T(r, "login.throttled", int(retry.Minutes())+1))
+		w.Header().Set("Retry-After", fmt.Sprint(int(retry.Seconds())+1))
+		a.renderAccount(w, r, http.StatusTooManyRequests, f)
+		return
+	}
+	if delay > 0 {
+		a.throttle.sleep(delay)
+	}
 	ok, err := a.hasher.Verify(v.User.PasswordHash, cur)
 	if err != nil {
 		a.serverError(w, r, err)
 		return
+	}
+	if ok {
+		a.throttle.Succeed(v.User.Email, ip)
 	}
 	if !ok {
 		f.Fail("current_password", a.T(r, "account.current.wrong"))

@@ -92,7 +92,7 @@ func New(ctx context.Context, d Deps) (*App, error) {
 		return nil, fmt.Errorf("portal: session keys must be 32 bytes")
 	}
 	a := &App{Deps: d, secure: strings.HasPrefix(d.BaseURL, "https://")}
-	a.hasher = passwordHasher{cost: d.PasswordCost.orDefault()}
+	a.hasher = newPasswordHasher(d.PasswordCost.orDefault())
 	a.store = sessions.NewCookieStore(d.SessionHashKey, d.SessionBlockKey)
 	a.store.Options = &sessions.Options{
 		Path:     "/",

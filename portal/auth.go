@@ -33,7 +33,7 @@ func (a *App) login(w http.ResponseWriter, r *http.Request) {
 	page := &Page{Title: a.T(r, "login.title"), Form: f}
 	f.Values.Del("password")
 
-	allowed, delay, retry := a.throttle.Check(email, ip)
+	allowed, delay, retry := a.throttle.Attempt(email, ip)
 	if !allowed {
 		mins := int(retry.Minutes()) + 1
 		f.Fail("email", a.T(r, "login.throttled", mins))
@@ -59,13 +59,12 @@ func (a *App) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !ok || email == "" {
-		a.throttle.Fail(email, ip)
 		_ = db.Audit(r.Context(), a.DB.W, db.AuditEvent{Actor: truncate(email, 120), Action: "login.failed", ClientIP: ip})
 		f.Fail("email", a.T(r, "login.invalid"))
 		a.render(w, r, http.StatusUnauthorized, "login", page)
 		return
 	}
-	a.throttle.Succeed(email)
+	a.throttle.Succeed(email, ip)
 	err = a.writeTx(r.Context(), func(tx *sqlx.Tx) error {
 		if err := a.startSession(w, r, tx, u.ID); err != nil {
 			return err

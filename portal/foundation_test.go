@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -270,6 +271,7 @@ func TestIdleTimeout(t *testing.T) {
 
 func TestLoginThrottleDoesNotRevealAccounts(t *testing.T) {
 	e := newTestEnv(t)
+	e.App.throttle.sleep = func(time.Duration) {} // the slowing is not what is tested
 	e.registerInst(1, "a@comune.example.it")
 	c := e.newClient()
 	var known, unknown string
@@ -362,4 +364,79 @@ func TestOnePersonSeveralInstitutions(t *testing.T) {
 	}
 	mustContain(t, home, "I tuoi enti", "Comune di Prova 1", "Unione dei Comuni")
 	mustContain(t, c.get(fmt.Sprintf("/i/%d/", inst1)), "Cambia ente")
+}
+
+// Parallel guesses cannot get past the limit: an attempt counts when it
+// starts, not once its (slow) password check has failed. The hash is made
+// slow enough here that every request arrives before the first one fails.
+func TestLoginThrottleHoldsUnderConcurrentGuesses(t *testing.T) {
+	e := newTestEnv(t, func(d *Deps) { d.PasswordCost = PasswordCost{MemoryKiB: 8 * 1024, Time: 3} })
+	e.App.throttle.sleep = func(time.Duration) {}
+	e.registerInst(1, "a@comune.example.it")
+	const guesses = 40
+	statuses := make(chan int, guesses)
+	var wg sync.WaitGroup
+	for i := 0; i < guesses; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			r := e.newClient().post("/login", url.Values{"email": {"a@comune.example.it"}, "password": {fmt.Sprint("sbagliata-", i)}})
+			statuses <- r.Status
+		}(i)
+	}
+	wg.Wait()
+	close(statuses)
+	counts := map[int]int{}
+	for s := range statuses {
+		counts[s]++
+	}
+	if counts[http.StatusUnauthorized] != throttleAccountMax || counts[http.StatusTooManyRequests] != guesses-throttleAccountMax {
+		t.Fatalf("answers %v: want %d passwords checked and the rest refused", counts, throttleAccountMax)
+	}
+}
+
+// Guessing the current password on the account page counts like failed
+// logins, so a stolen session cannot try passwords without limit.
+func TestPasswordChangeGuessesAreLimited(t *testing.T) {
+	e := newTestEnv(t)
+	e.App.throttle.sleep = func(time.Duration) {}
+	c, _ := e.registerInst(1, "a@comune.example.it")
+	var before string
+	_ = e.DB.R.Get(&before, `SELECT password_hash FROM users WHERE email = 'a@comune.example.it'`)
+	newPw := "un'altra frase lunga 77"
+	for i := 0; i < throttleAccountMax; i++ {
+		r := c.post("/account/password", url.Values{"current_password": {fmt.Sprint("sbagliata-", i)}, "password": {newPw}, "password_confirm": {newPw}})
+		if r.Status != http.StatusUnprocessableEntity {
+			t.Fatalf("guess %d: %d", i, r.Status)
+		}
+	}
+	r := c.post("/account/password", url.Values{"current_password": {testPassword}, "password": {newPw}, "password_confirm": {newPw}})
+	if r.Status != http.StatusTooManyRequests {
+		t.Fatalf("after %d wrong guesses the right one: %d, want 429", throttleAccountMax, r.Status)
+	}
+	mustContain(t, r, "Troppi tentativi")
+	if e.count(`SELECT count(*) FROM users WHERE email = 'a@comune.example.it' AND password_hash = ?`, before) != 1 {
+		t.Fatal("password changed after the limit")
+	}
+}
+
+// At most len(slots) hashes run at once; the next waits for a slot.
+func TestPasswordHashingIsBounded(t *testing.T) {
+	h := newPasswordHasher(cheapCost)
+	for i := 0; i < cap(h.slots); i++ {
+		h.slots <- struct{}{}
+	}
+	done := make(chan string)
+	go func() { done <- h.Hash("una frase lunga e sicura") }()
+	select {
+	case <-done:
+		t.Fatal("a hash ran with every slot taken")
+	case <-time.After(100 * time.Millisecond):
+	}
+	<-h.slots
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the hash did not run once a slot was free")
+	}
 }

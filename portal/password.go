@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"unicode"
 
@@ -33,14 +34,36 @@ func (c PasswordCost) orDefault() PasswordCost {
 // MinPasswordLength is the shortest password accepted.
 const MinPasswordLength = 12
 
-type passwordHasher struct{ cost PasswordCost }
+type passwordHasher struct {
+	cost PasswordCost
+	// slots bounds how many hashes run at once. Each takes cost.MemoryKiB
+	// (19 MiB by default) for its duration: 150 concurrent anonymous
+	// logins took the process to 2.9 GB; with the bound, the others wait
+	// their turn and memory stays at slots × 19 MiB. Nil: no bound.
+	slots chan struct{}
+}
+
+// newPasswordHasher bounds concurrent hashing to two per CPU: more would
+// not finish sooner (argon2 is CPU-bound), only use more memory.
+func newPasswordHasher(cost PasswordCost) passwordHasher {
+	return passwordHasher{cost: cost, slots: make(chan struct{}, 2*runtime.NumCPU())}
+}
+
+// key runs argon2id inside a slot.
+func (h passwordHasher) key(pw, salt []byte, t, m uint32, p uint8, n uint32) []byte {
+	if h.slots != nil {
+		h.slots <- struct{}{}
+		defer func() { <-h.slots }()
+	}
+	return argon2.IDKey(pw, salt, t, m, p, n)
+}
 
 // Hash returns a PHC-style argon2id string; the parameters travel with the
 // hash, so raising the cost later keeps old hashes verifiable.
 func (h passwordHasher) Hash(pw string) string {
 	salt := make([]byte, 16)
 	_, _ = rand.Read(salt)
-	key := argon2.IDKey([]byte(pw), salt, h.cost.Time, h.cost.MemoryKiB, 1, 32)
+	key := h.key([]byte(pw), salt, h.cost.Time, h.cost.MemoryKiB, 1, 32)
 	return fmt.Sprintf("$argon2id$v=19$m=%d,t=%d,p=1$%s$%s", h.cost.MemoryKiB, h.cost.Time,
 		base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(key))
 }
@@ -63,7 +86,7 @@ func (h passwordHasher) Verify(encoded, pw string) (bool, error) {
 	if err1 != nil || err2 != nil {
 		return false, errBadHash
 	}
-	got := argon2.IDKey([]byte(pw), salt, t, m, p, uint32(len(want)))
+	got := h.key([]byte(pw), salt, t, m, p, uint32(len(want)))
 	return subtle.ConstantTimeCompare(got, want) == 1, nil
 }
 

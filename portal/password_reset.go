@@ -45,13 +45,12 @@ func (a *App) forgot(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Every request counts, so nobody can flood an inbox or the outbox.
-	allowed, delay, retry := a.resetThrottle.Check(email, ip)
+	allowed, delay, retry := a.resetThrottle.Attempt(email, ip)
 	if !allowed {
 		f.Fail("email", a.T(r, "login.throttled", int(retry.Minutes())+1))
 		a.render(w, r, http.StatusTooManyRequests, "password_forgot", page)
 		return
 	}
-	a.resetThrottle.Fail(email, ip)
 	if delay > 0 {
 		a.resetThrottle.sleep(delay)
 	}
@@ -183,7 +182,7 @@ func (a *App) reset(w http.ResponseWriter, r *http.Request) {
 		a.resetGone(w, r, err)
 		return
 	}
-	a.throttle.Succeed(u.Email) // a locked-out account may sign in again at once
+	a.throttle.Forget(u.Email) // a locked-out account may sign in again at once
 	a.flash(w, r, "success", "reset.done")
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
 }

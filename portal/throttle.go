@@ -52,10 +52,14 @@ func (t *loginThrottle) recent(key string) []time.Time {
 	return fs
 }
 
-// Check says whether an attempt may proceed. When refused, retry says when
-// the oldest counted failure leaves the window. When allowed, delay is how
-// long to slow the answer.
-func (t *loginThrottle) Check(email, ip string) (allowed bool, delay, retry time.Duration) {
+// Attempt says whether an attempt may proceed and, when it may, counts it
+// as a failure at once; Succeed takes it back. Counting before the
+// password is checked is what makes the limit hold under concurrency: a
+// check that only read the counter let 100 parallel guesses through,
+// since none had failed yet when the others were checked. When refused,
+// retry says when the oldest counted attempt leaves the window; when
+// allowed, delay is how long to slow the answer.
+func (t *loginThrottle) Attempt(email, ip string) (allowed bool, delay, retry time.Duration) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	acc, byIP := t.recent(accountKey(email)), t.recent(ipKey(ip))
@@ -75,13 +79,6 @@ func (t *loginThrottle) Check(email, ip string) (allowed bool, delay, retry time
 	if n >= throttleSlowAfter {
 		delay = min(time.Duration(n-throttleSlowAfter+1)*throttleStepDelay, throttleMaxDelay)
 	}
-	return true, delay, 0
-}
-
-// Fail records a failed attempt.
-func (t *loginThrottle) Fail(email, ip string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
 	if len(t.fails) > throttleMaxTrackers {
 		t.fails = map[string][]time.Time{}
 	}
@@ -89,11 +86,24 @@ func (t *loginThrottle) Fail(email, ip string) {
 	for _, k := range []string{accountKey(email), ipKey(ip)} {
 		t.fails[k] = append(t.fails[k], now)
 	}
+	return true, delay, 0
 }
 
-// Succeed forgets the account's failures (the IP's stay: one good password
-// must not reset a spray from that address).
-func (t *loginThrottle) Succeed(email string) {
+// Succeed forgets the account's failures and takes back the IP's count of
+// this attempt (the IP's other failures stay: one good password must not
+// reset a spray from that address).
+func (t *loginThrottle) Succeed(email, ip string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.fails, accountKey(email))
+	if fs := t.fails[ipKey(ip)]; len(fs) > 0 {
+		t.fails[ipKey(ip)] = fs[:len(fs)-1]
+	}
+}
+
+// Forget clears an account's failures (after a password reset, so a
+// locked-out account may sign in again at once).
+func (t *loginThrottle) Forget(email string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	delete(t.fails, accountKey(email))
