@@ -269,3 +269,37 @@ func TestSafeNextStaysOnTheSite(t *testing.T) {
 		}
 	}
 }
+
+// An operator may create a service (services/write) but not manage keys:
+// the new service's test keys exist, but the operator is not shown them.
+// An admin sees their state and regenerates one to get a secret.
+func TestOperatorCreatingAServiceIsNotShownItsKeys(t *testing.T) {
+	e := newTestEnv(t)
+	admin, inst := e.registerInst(1, "admin@comune1.example.it")
+	operator := e.inviteAndJoin(admin, inst, "op@comune1.example.it", "operator")
+	r := operator.post(fmt.Sprintf("/i/%d/services", inst), url.Values{"name": {"Servizio di un operatore"}, "scope": {"LOCAL"}})
+	if r.Status != http.StatusSeeOther || strings.HasSuffix(r.Location, "/keys") {
+		t.Fatalf("operator's create: %d %q, want the service page", r.Status, r.Location)
+	}
+	page := operator.follow(r)
+	mustContain(t, page, "le vede e le gestisce un amministratore")
+	var sid string
+	_ = e.DB.R.Get(&sid, `SELECT public_id FROM services WHERE name = 'Servizio di un operatore'`)
+	keysURL := fmt.Sprintf("/i/%d/services/%s/keys", inst, sid)
+	if sec := secretsOn(operator.get(keysURL)); len(sec) != 0 || strings.Contains(page.Body, "sp_test_") {
+		t.Fatalf("operator shown the new service's keys: %v", sec)
+	}
+	if n := e.count(`SELECT count(*) FROM api_keys k JOIN services s ON s.id = k.service_id WHERE s.public_id = ? AND k.mode = 'test' AND k.revoked_at IS NULL`, sid); n != 2 {
+		t.Fatalf("%d test keys, want 2", n)
+	}
+	if n := e.count(`SELECT count(*) FROM audit_events WHERE action = 'key.create_test' AND actor = 'op@comune1.example.it' AND detail LIKE 'sp_test_%'`); n != 1 {
+		t.Fatal("the test keys' creation is not in the audit log")
+	}
+	if sec := secretsOn(admin.get(keysURL)); len(sec) != 0 {
+		t.Fatalf("the admin was shown the operator's keys without regenerating: %v", sec)
+	}
+	page = admin.follow(admin.post(keysURL+"/regenerate", url.Values{"mode": {"test"}, "slot": {"primary"}}))
+	if sec := secretsOn(page); !strings.HasPrefix(sec["test_primary"], "sp_test_") {
+		t.Fatalf("admin's regenerate: %v", sec)
+	}
+}

@@ -122,10 +122,22 @@ func (a *App) createService(w http.ResponseWriter, r *http.Request) {
 		if pair, err = keys.IssuePair(ctx, tx, s.ID, keys.Test, v.User.ID); err != nil {
 			return err
 		}
-		return a.serviceEvent(ctx, tx, r, s, &vid, "create", "")
+		if err := a.serviceEvent(ctx, tx, r, s, &vid, "create", ""); err != nil {
+			return err
+		}
+		return a.keyAudit(ctx, tx, r, s, "key.create_test", keys.Display(pair.Primary)+" "+keys.Display(pair.Secondary))
 	})
 	if err != nil {
 		a.serverError(w, r, err)
+		return
+	}
+	// Every service has its test keys from the start, but only someone who
+	// may manage keys sees them: an operator (services/write, not
+	// keys/manage) could otherwise create a service just to take a working
+	// key. An admin regenerates one to see it.
+	if !a.Enforcer.Allowed(v.User.ID, instDomain(iid), "keys", "manage") {
+		a.flash(w, r, "success", "services.created_no_keys", s.Name)
+		http.Redirect(w, r, fmt.Sprintf("/i/%d/services/%s", iid, s.PublicID), http.StatusSeeOther)
 		return
 	}
 	a.stashSecret(w, r, s.ID, "test_primary", pair.Primary)
