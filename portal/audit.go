@@ -93,12 +93,31 @@ func (a *App) auditCSV(w http.ResponseWriter, r *http.Request, f db.AuditFilter,
 
 // csvCell defuses spreadsheet formulas: the actor of a failed login is
 // whatever was typed in the e-mail field, and "=HYPERLINK(...)" must stay
-// text when an auditor opens the file.
+// text when an auditor opens the file. Excel with Italian settings splits
+// a .csv on ";" (the list separator there), not on ","; so every part of a
+// cell after a ";" is also the start of a cell and is defused the same way
+// ("x;=1+1" was a formula in an Italian spreadsheet).
 func csvCell(s string) string {
-	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
-		return "'" + s
+	if !strings.ContainsAny(s, "=+-@\t\r") {
+		return s
 	}
-	return s
+	parts := strings.Split(s, ";")
+	for i, p := range parts {
+		if formulaStart(p) {
+			parts[i] = "'" + p
+		}
+	}
+	return strings.Join(parts, ";")
+}
+
+// formulaStart says whether a spreadsheet would read p as a formula: its
+// first character, past spaces and quotes, starts one.
+func formulaStart(p string) bool {
+	if p != "" && (p[0] == '\t' || p[0] == '\r') {
+		return true
+	}
+	p = strings.TrimLeft(p, ` "`)
+	return p != "" && strings.ContainsRune("=+-@", rune(p[0]))
 }
 
 func (a *App) instAuditCSV(w http.ResponseWriter, r *http.Request) {

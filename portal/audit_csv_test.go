@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 )
 
 func parseCSV(t *testing.T, r resp) [][]string {
@@ -78,5 +79,40 @@ func TestAuditCSVExport(t *testing.T) {
 	}
 	if r := other.get("/admin/audit.csv"); r.Status != http.StatusForbidden {
 		t.Fatalf("institution admin on the platform export: %d", r.Status)
+	}
+}
+
+// An Italian spreadsheet splits the file on ";": no part of any line may
+// then start a formula, whatever was typed in a logged field.
+func TestAuditCSVDefusesFormulasForSemicolonSpreadsheets(t *testing.T) {
+	e := newTestEnv(t)
+	e.App.throttle.sleep = func(time.Duration) {}
+	typed := []string{`;=1+1`, `Anna; @SUM(A1)`, ` ;"=HYPERLINK(""http://evil.example"")`, `a;;+1`, `x;` + "\t=1", `=2+2`}
+	for _, s := range typed {
+		e.newClient().post("/login", url.Values{"email": {s}, "password": {"x"}})
+	}
+	pa := e.platformAdmin("root@sportello.example.it")
+	r := pa.get("/admin/audit.csv?action=login.failed")
+	rows := parseCSV(t, r)
+	if len(rows) != len(typed)+1 {
+		t.Fatalf("%d rows, want %d failed logins", len(rows)-1, len(typed))
+	}
+	for _, line := range strings.Split(strings.TrimSpace(r.Body), "\n") {
+		for _, cell := range strings.Split(line, ";") {
+			if c := strings.TrimLeft(cell, ` "`); c != "" && strings.ContainsRune("=+-@", rune(c[0])) {
+				t.Errorf("a ';'-separated cell starts a formula: %q (line %q)", cell, line)
+			}
+		}
+	}
+	// Read with "," the text is what was typed, with a quote before each
+	// formula start.
+	found := map[string]bool{}
+	for _, row := range rows[1:] {
+		found[row[2]] = true
+	}
+	for _, want := range []string{`;'=1+1`, `Anna;' @SUM(A1)`, `'=2+2`} {
+		if !found[want] {
+			t.Errorf("actor %q not in the export: %v", want, found)
+		}
 	}
 }
