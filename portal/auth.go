@@ -107,6 +107,7 @@ func (a *App) registerPage(w http.ResponseWriter, r *http.Request) {
 // checkInstitutionFields validates an institution's name and PEC, at
 // registration and in the institution's settings.
 func (a *App) checkInstitutionFields(r *http.Request, f *Form, name, pec string) {
+	a.refuseBadCharacters(r, f, "inst_name", "inst_pec")
 	switch {
 	case runeLen(name) < 3:
 		f.Fail("inst_name", a.T(r, "register.inst_name.short"))
@@ -125,6 +126,7 @@ func (a *App) register(w http.ResponseWriter, r *http.Request) {
 	name, email, pw := f.Get("name"), strings.ToLower(f.Get("email")), f.Raw("password")
 
 	a.checkInstitutionFields(r, f, instName, pec)
+	a.refuseBadCharacters(r, f, "name", "email")
 	switch {
 	case instCF == "":
 		f.Fail("inst_fiscal_code", a.T(r, "field.required"))

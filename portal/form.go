@@ -1,11 +1,14 @@
 package portal
 
 import (
+	"fmt"
 	"net/http"
 	"net/mail"
 	"net/url"
 	"strings"
 	"unicode/utf8"
+
+	"sportello/messaging/textcheck"
 )
 
 // Form carries submitted values and per-field error messages (already
@@ -90,3 +93,16 @@ func validEmail(s string) bool {
 }
 
 func runeLen(s string) int { return utf8.RuneCountInString(s) }
+
+// refuseBadCharacters fails each field whose text carries a character no
+// reader should get (textcheck.BadCharacter: control characters,
+// text-direction overrides, U+FFFD). Names typed here reach the admin
+// console, the audit log, mails and citizens' apps. Call it before the
+// other checks of those fields, so its message is the one shown.
+func (a *App) refuseBadCharacters(r *http.Request, f *Form, fields ...string) {
+	for _, field := range fields {
+		if c, bad := textcheck.BadCharacter(f.Get(field), false); bad {
+			f.Fail(field, a.T(r, "field.characters", fmt.Sprintf("U+%04X", c)))
+		}
+	}
+}

@@ -440,3 +440,55 @@ func TestPasswordHashingIsBounded(t *testing.T) {
 		t.Fatal("the hash did not run once a slot was free")
 	}
 }
+
+// Names reach the admin console, the audit log, mails and citizens' apps:
+// a text-direction override or a control character in one is refused next
+// to its field, and nothing is stored.
+func TestNamesRefuseControlAndDirectionCharacters(t *testing.T) {
+	e := newTestEnv(t)
+	c := e.newClient()
+	r := c.post("/register", url.Values{
+		"inst_name": {"Comune \u202eOIDUAR\u202c B"}, "inst_fiscal_code": {orgCode(7)}, "inst_pec": {"protocollo@pec.example.it"},
+		"name": {"Maria\x07 Rossi"}, "email": {"maria@comune.example.it"}, "password": {testPassword}, "password_confirm": {testPassword},
+	})
+	if r.Status != http.StatusUnprocessableEntity {
+		t.Fatalf("register with a direction override: %d", r.Status)
+	}
+	mustContain(t, r, `id="f-inst_name-error"`, `id="f-name-error"`, "carattere non ammesso (U+202E)", "carattere non ammesso (U+0007)")
+	if e.count(`SELECT count(*) FROM institutions`) != 0 || e.count(`SELECT count(*) FROM users WHERE email = 'maria@comune.example.it'`) != 0 {
+		t.Fatal("stored despite the refusal")
+	}
+
+	admin, inst := e.registerInst(1, "admin@comune.example.it")
+	settings := fmt.Sprintf("/i/%d/settings", inst)
+	r = admin.post(settings, url.Values{"inst_name": {"Comune di Prova\u2066 1"}, "inst_pec": {"protocollo1@pec.example.it"}})
+	if r.Status != http.StatusUnprocessableEntity {
+		t.Fatalf("settings with an isolate: %d", r.Status)
+	}
+	mustContain(t, r, "carattere non ammesso (U+2066)")
+
+	sid := e.createService(admin, inst, "TARI")
+	card := validCard("Pagamenti \u202eATOUQ\u202c")
+	r = admin.post(fmt.Sprintf("/i/%d/services/%s/card", inst, sid), card)
+	if r.Status != http.StatusUnprocessableEntity {
+		t.Fatalf("card with a direction override in the name: %d", r.Status)
+	}
+	mustContain(t, r, `id="f-name-error"`, "carattere non ammesso (U+202E)")
+	// The description is markdown: its line breaks are fine.
+	card = validCard("TARI")
+	card.Set("description", card.Get("description")+"\n\nSeconda riga.")
+	if r := admin.post(fmt.Sprintf("/i/%d/services/%s/card", inst, sid), card); r.Status != http.StatusSeeOther {
+		t.Fatalf("description with line breaks: %d %s", r.Status, snippet(r.Body))
+	}
+
+	r = admin.post(fmt.Sprintf("/i/%d/members/invite", inst), url.Values{"email": {"piero@comune.example.it"}, "role": {"operator"}})
+	link := regexp.MustCompile(`http://sportello.test(/invite/[A-Za-z0-9_-]+)`).FindStringSubmatch(r.Body)
+	if link == nil {
+		t.Fatalf("no invitation link: %s", snippet(r.Body))
+	}
+	r = e.newClient().post(link[1], url.Values{"name": {"Piero\x1b[31m Neri"}, "password": {testPassword}, "password_confirm": {testPassword}})
+	if r.Status != http.StatusUnprocessableEntity {
+		t.Fatalf("joining with an escape in the name: %d", r.Status)
+	}
+	mustContain(t, r, "carattere non ammesso (U+001B)")
+}

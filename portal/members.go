@@ -321,6 +321,7 @@ func (a *App) acceptInvitation(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, "/login?next=/invite/"+tok, http.StatusSeeOther)
 			return
 		}
+		a.refuseBadCharacters(r, f, "name")
 		name = f.Get("name")
 		pw := f.Raw("password")
 		if runeLen(name) < 2 {

@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"sportello/messaging/fiscalcode"
+	"sportello/messaging/textcheck"
 )
 
 // IO's limits (IO-REFERENCE.md), in one place so docs, errors and checks agree.
@@ -144,7 +145,7 @@ func Validate(m *NewMessage, lim Limits) []FieldError {
 		case n > hi:
 			add(field, RuleMaxLength, hi, n)
 		default:
-			if bad, ok := badCharacter(s, newlines); ok {
+			if bad, ok := textcheck.BadCharacter(s, newlines); ok {
 				add(field, RuleCharacters, nil, fmt.Sprintf("U+%04X", bad))
 			}
 		}
@@ -201,29 +202,6 @@ func visibleLength(s string) int {
 		}
 	}
 	return n
-}
-
-// badCharacter finds the first character a message must not carry: control
-// characters (a terminal escape, a NUL; tabs and newlines only where lines
-// belong), the text-direction overrides that can make a text read other
-// than it is, and U+FFFD, which is what a broken encoding or a lone
-// surrogate escape (\ud800) leaves behind.
-func badCharacter(s string, newlines bool) (rune, bool) {
-	for _, r := range s {
-		switch {
-		case r == '\t' || r == '\n' || r == '\r':
-			if !newlines {
-				return r, true
-			}
-		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0):
-			return r, true
-		case r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069:
-			return r, true
-		case r == utf8.RuneError:
-			return r, true
-		}
-	}
-	return 0, false
 }
 
 // parseDueDate reads an RFC 3339 date and time. RFC 3339 allows a lower

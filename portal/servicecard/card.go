@@ -18,6 +18,7 @@ import (
 	"unicode/utf8"
 
 	"sportello/messaging/fiscalcode"
+	"sportello/messaging/textcheck"
 )
 
 // Card is what citizens see about a service. JSON names follow IO's
@@ -139,6 +140,16 @@ func Parse(get func(string) string) (Card, Problems) {
 		PrivacyURL: get("privacy_url"), Address: get("address"), Phone: get("phone"), Email: strings.ToLower(get("email")),
 		PEC: strings.ToLower(get("pec")), SupportURL: get("support_url"), CTA: get("cta"),
 		RequireSecureChannels: get("require_secure_channels") != "",
+	}
+	// Characters no reader should get, first: the card reaches citizens,
+	// the review page and the audit log, where a text-direction override
+	// makes a name read other than it is.
+	for field, v := range map[string]string{"name": c.Name, "department_name": c.DepartmentName, "description": c.Description,
+		"web_url": c.WebURL, "app_ios": c.AppIOS, "app_android": c.AppAndroid, "tos_url": c.TosURL, "privacy_url": c.PrivacyURL,
+		"address": c.Address, "phone": c.Phone, "email": c.Email, "pec": c.PEC, "support_url": c.SupportURL, "cta": c.CTA} {
+		if r, bad := textcheck.BadCharacter(v, field == "description"); bad {
+			p.add(field, "card.err.characters", fmt.Sprintf("U+%04X", r))
+		}
 	}
 	switch n := utf8.RuneCountInString(c.Name); {
 	case n == 0:
