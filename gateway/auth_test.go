@@ -383,3 +383,29 @@ func TestWrongMethodIs405WithAllow(t *testing.T) {
 		}
 	}
 }
+
+// API answers carry fiscal codes and message content: no cache may keep
+// them and no browser may sniff another type; the OpenAPI document keeps
+// its own caching.
+func TestAPIAnswersAreNotCachedOrSniffed(t *testing.T) {
+	e := newEnv(t)
+	_, testKey, _ := e.service(svcOpts{})
+	sent := e.do("POST", "/api/v1/messages/AAAAAA00A00A000A", testKey, msg("Promemoria TARI"))
+	if sent.StatusCode != 201 {
+		t.Fatalf("send: %d %s", sent.StatusCode, sent.body)
+	}
+	for name, r := range map[string]resp{
+		"401":     e.do("GET", "/api/v1/profiles/AAAAAA00A00A000A", "", nil),
+		"201":     sent,
+		"message": e.do("GET", sent.Header.Get("Location"), testKey, nil),
+		"404":     e.do("GET", "/api/v1/nothing", testKey, nil),
+		"405":     e.do("DELETE", "/api/v1/profiles/AAAAAA00A00A000A", testKey, nil),
+	} {
+		if r.Header.Get("Cache-Control") != "no-store" || r.Header.Get("X-Content-Type-Options") != "nosniff" {
+			t.Errorf("%s (%d): Cache-Control %q, X-Content-Type-Options %q", name, r.StatusCode, r.Header.Get("Cache-Control"), r.Header.Get("X-Content-Type-Options"))
+		}
+	}
+	if cc := e.do("GET", "/api/v1/openapi.yaml", "", nil).Header.Get("Cache-Control"); cc != "public, max-age=300" {
+		t.Errorf("openapi.yaml Cache-Control %q", cc)
+	}
+}

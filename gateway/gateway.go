@@ -199,8 +199,27 @@ func (g *Gateway) routes() http.Handler {
 		}
 		g.problem(w, r, nil, http.StatusNotFound, "not_found", nil)
 	})
-	return mux
+	return apiHeaders(mux)
 }
+
+// apiHeaders sets what every API answer carries: its bodies hold fiscal
+// codes and message content, so no shared cache may keep them, and a
+// browser that is shown one must not guess another type than the one
+// declared (the OpenAPI document sets its own caching).
+func apiHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h["X-Content-Type-Options"] = nosniff
+		h["Cache-Control"] = noStore
+		next.ServeHTTP(w, r)
+	})
+}
+
+// Shared header values: set as slices, so the hot path allocates none.
+var (
+	nosniff = []string{"nosniff"}
+	noStore = []string{"no-store"}
+)
 
 // allowedMethods lists the methods mux serves at r's path other than the
 // catch-all, or "" when the path is unknown.
