@@ -71,10 +71,12 @@ type App struct {
 	throttle *loginThrottle
 	// resetThrottle counts "forgot password" requests per address and IP.
 	resetThrottle *loginThrottle
-	secure        bool
-	router        *mux.Router
-	handler       http.Handler
-	hasher        passwordHasher
+	// registerThrottle counts registrations that look an address up.
+	registerThrottle *loginThrottle
+	secure           bool
+	router           *mux.Router
+	handler          http.Handler
+	hasher           passwordHasher
 
 	dummyOnce sync.Once
 	dummy     string
@@ -109,6 +111,7 @@ func New(ctx context.Context, d Deps) (*App, error) {
 	}
 	a.throttle = newLoginThrottle(d.Now)
 	a.resetThrottle = newLoginThrottle(d.Now)
+	a.registerThrottle = newLoginThrottle(d.Now)
 	if err := a.loadRoles(ctx); err != nil {
 		return nil, err
 	}

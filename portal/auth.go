@@ -163,6 +163,17 @@ func (a *App) register(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if f.Valid() && v == nil {
+		// The form tells whether an address already has an account (whoever
+		// registers must learn why they cannot), so address look-ups are
+		// limited per address and per IP, as failed logins are.
+		if allowed, _, retry := a.registerThrottle.Attempt(email, a.Resolver.String(r)); !allowed {
+			f.Fail("email", a.T(r, "login.throttled", int(retry.Minutes())+1))
+			w.Header().Set("Retry-After", fmt.Sprint(int(retry.Seconds())+1))
+			f.Values.Del("password")
+			f.Values.Del("password_confirm")
+			a.render(w, r, http.StatusTooManyRequests, "register", &Page{Title: a.T(r, "register.title"), Form: f})
+			return
+		}
 		if _, err := a.userByEmail(ctx, email); err == nil {
 			f.Fail("email", a.T(r, "register.email.taken"))
 		} else if !errors.Is(err, db.ErrNotFound) {

@@ -492,3 +492,24 @@ func TestNamesRefuseControlAndDirectionCharacters(t *testing.T) {
 	}
 	mustContain(t, r, "carattere non ammesso (U+001B)")
 }
+
+// Registration says when an address already has an account, so probing
+// addresses through it is limited per IP like failed logins.
+func TestRegistrationLookupsAreLimited(t *testing.T) {
+	e := newTestEnv(t)
+	e.registerInst(1, "a@comune.example.it")
+	var last resp
+	for i := 0; i <= throttleIPMax; i++ {
+		last = e.newClient().post("/register", url.Values{
+			"inst_name": {fmt.Sprintf("Comune Sonda %d", i)}, "inst_fiscal_code": {orgCode(100 + i)}, "inst_pec": {"p@pec.example.it"},
+			"name": {"Sonda"}, "email": {fmt.Sprintf("persona%d@comune.example.it", i)}, "password": {testPassword}, "password_confirm": {testPassword},
+		})
+		if i < throttleIPMax-1 && last.Status != http.StatusSeeOther {
+			t.Fatalf("registration %d: %d", i, last.Status)
+		}
+	}
+	if last.Status != http.StatusTooManyRequests {
+		t.Fatalf("registration %d from one IP: %d, want 429", throttleIPMax+1, last.Status)
+	}
+	mustContain(t, last, "Troppi tentativi")
+}
