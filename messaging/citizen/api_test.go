@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -662,5 +663,70 @@ func TestAPanicAfterTheAnswerStartedCutsTheConnection(t *testing.T) {
 	res.Body.Close()
 	if !strings.Contains(string(b), "Internal error") {
 		t.Fatalf("page panic with the English switch on: %q", b)
+	}
+}
+
+// Deleting the account cancels the notices still waiting for a retry: a
+// push that failed before the deletion is not sent once the webhook
+// recovers (it carried the fiscal code and the message id).
+func TestDeleteAccountCancelsPendingNotices(t *testing.T) {
+	e := newEnv(t)
+	var calls atomic.Int32
+	push := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 1 {
+			w.WriteHeader(http.StatusInternalServerError)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer push.Close()
+	d, err := delivery.New(delivery.Config{DB: e.db, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: e.clock.Now,
+		PushURL: push.URL, PushSecret: testKey, RetryBase: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fc := person(11)
+	s := e.service("Tributi", deliverytest.ServiceOpts{})
+	e.call(fc, "PUT", "/citizen/v1/profile", map[string]any{"is_email_enabled": false}, nil)
+	id := e.send(s, fc, deliverytest.Message{})
+	for {
+		n, err := d.ProcessBatch(e.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+	}
+	if _, err := d.SendDueNotices(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	notice := func() (status, lastErr string) {
+		t.Helper()
+		var r struct {
+			Status  string `db:"status"`
+			LastErr string `db:"last_error"`
+		}
+		if err := e.db.R.Get(&r, `SELECT status, last_error FROM notifications WHERE message_id = ? AND channel = 'webhook'`, id); err != nil {
+			t.Fatal(err)
+		}
+		return r.Status, r.LastErr
+	}
+	if st, _ := notice(); st != "THROTTLED" || calls.Load() != 1 {
+		t.Fatalf("after a 500: %s with %d calls, want THROTTLED after 1", st, calls.Load())
+	}
+	if code := e.call(fc, "DELETE", "/citizen/v1/profile", nil, nil); code != 204 {
+		t.Fatalf("delete: %d", code)
+	}
+	// Cancelled by the deletion itself, not left for the notifier to find.
+	if st, why := notice(); st != "FAILED" || why != "account deleted" {
+		t.Fatalf("right after the deletion: %s (%q), want FAILED (account deleted)", st, why)
+	}
+	e.clock.Advance(time.Minute)
+	if _, err := d.SendDueNotices(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st, why := notice(); st != "FAILED" || why != "account deleted" || calls.Load() != 1 {
+		t.Fatalf("after the deletion: %s (%q) with %d webhook calls, want FAILED (account deleted) and no new call", st, why, calls.Load())
 	}
 }

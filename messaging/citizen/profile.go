@@ -276,7 +276,10 @@ func sortedKeys(m map[string]string) []string {
 // deleteAccount removes the profile, preferences and inbox, and deletes
 // the content of every delivered or rejected message addressed to the
 // citizen (statuses stay, for the senders). Messages still queued are
-// rejected as USER_NOT_FOUND by the pipeline.
+// rejected as USER_NOT_FOUND by the pipeline. E-mail and push notices
+// still waiting for a (re)try are cancelled: a push carries the fiscal
+// code and a message id, and must not reach a device after the citizen
+// left (the notifier also checks the profile right before each try).
 func (a *API) deleteAccount(ctx context.Context, fc string) error {
 	now := a.now()
 	return a.db.WriteTx(ctx, func(tx *sqlx.Tx) error {
@@ -297,6 +300,14 @@ func (a *API) deleteAccount(ctx context.Context, fc string) error {
 			if _, err := tx.ExecContext(ctx, q, fc); err != nil {
 				return err
 			}
+		}
+		// After the inbox rows were copied above, every message that has
+		// notices is in messages_by_recipient.
+		if _, err := tx.ExecContext(ctx, `UPDATE notifications SET status = 'FAILED', next_attempt_at = NULL,
+				last_error = 'account deleted', updated_at = ?
+			WHERE status = 'THROTTLED' AND message_id IN (SELECT message_id FROM messages_by_recipient WHERE fiscal_code = ?)`,
+			now, fc); err != nil {
+			return err
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE messages SET content = NULL, content_deleted_at = ?
 			WHERE id IN (SELECT message_id FROM messages_by_recipient WHERE fiscal_code = ?)

@@ -502,3 +502,31 @@ func TestTruncateKeepsValidUTF8(t *testing.T) {
 		}
 	}
 }
+
+// A notice read while the profile existed is not sent if the account is
+// gone by the time of the try (deleted without cancelling its notices):
+// the attempt checks the profile first and records a FAILED notice.
+func TestNoticeForADeletedAccountIsNotSent(t *testing.T) {
+	e := newEnv(t)
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+	d := e.delivery(Config{PushURL: srv.URL, PushSecret: []byte("k")})
+	svc := e.service("Tributi", deliverytest.ServiceOpts{})
+	fc := "NNNNNN00A00A000N"
+	e.profile(deliverytest.DefaultProfile(fc))
+	id := e.send(deliverytest.Message{Service: svc, FiscalCode: fc})
+	e.drain(d)
+	if _, err := e.db.W.ExecContext(e.ctx, `DELETE FROM profiles WHERE fiscal_code = ?`, fc); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.SendDueNotices(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.notices(id); got["webhook"] != "FAILED" || got["email"] != "FAILED" || calls.Load() != 0 {
+		t.Fatalf("notices %v with %d webhook calls, want both FAILED and no call", got, calls.Load())
+	}
+}

@@ -137,6 +137,24 @@ func (d *Delivery) attempt(ctx context.Context, now time.Time, n notice) noticeR
 		r.status = NoticeExpired
 		return r
 	}
+	// The account may have been deleted since the notice was read (or
+	// since it was queued, if the deletion did not cancel it): a push
+	// names the fiscal code and the message, and must not go out for a
+	// citizen who left. Checked right before the try, on the read pool.
+	var exists bool
+	if err := d.db.R.GetContext(ctx, &exists, `SELECT EXISTS (SELECT 1 FROM profiles WHERE fiscal_code = ?)`, n.FiscalCode); err != nil {
+		r.err = fmt.Errorf("profile check: %w", err)
+		next := now.Add(d.backoff(n.Attempts + 1))
+		if next.After(expiry) {
+			next = expiry
+		}
+		r.status, r.next = NoticeThrottled, &next
+		return r
+	}
+	if !exists {
+		r.status, r.err = NoticeFailed, errors.New("account deleted")
+		return r
+	}
 	// The attempts run in goroutines of their own, outside supervise: a
 	// panic in a channel (a mail server's odd reply hitting a bug) is
 	// caught here and counts as a failed try, retried with back-off.
