@@ -1,7 +1,11 @@
 package channels
 
 import (
+	"context"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -41,5 +45,31 @@ func TestComposeEncodesSubjectAndBody(t *testing.T) {
 	if !strings.Contains(b, "Subject: =?utf-8?q?Novit=C3=A0_dal_Comune?=") || !strings.Contains(b, "Message-ID: <m1@sportello>") ||
 		!strings.Contains(b, "Citt=C3=A0") {
 		t.Fatalf("composed:\n%s", b)
+	}
+}
+
+// A redirect from the webhook is a failure, not a delivery: the client does
+// not follow it (Go's default turns a 301 into a body-less GET, whose 200
+// was recorded as sent), with or without a caller's own client.
+func TestPushDoesNotFollowRedirects(t *testing.T) {
+	var followed atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/moved" {
+			followed.Add(1)
+			w.WriteHeader(http.StatusOK)
+			return
+		}
+		http.Redirect(w, r, "/moved", http.StatusMovedPermanently)
+	}))
+	defer srv.Close()
+	for name, client := range map[string]*http.Client{"default client": nil, "caller's client": {}} {
+		p := &Push{URL: srv.URL + "/push", Secret: []byte("k"), Client: client}
+		err := p.Send(context.Background(), "m1", []byte(`{}`))
+		if err == nil || !Permanent(err) || !strings.Contains(err.Error(), "301") {
+			t.Errorf("%s: Send after a 301 = %v, want a permanent failure naming the status", name, err)
+		}
+	}
+	if n := followed.Load(); n != 0 {
+		t.Fatalf("the redirect was followed %d times", n)
 	}
 }

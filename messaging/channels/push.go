@@ -46,6 +46,11 @@ func Verify(secret []byte, ts int64, body []byte, header string) bool {
 
 // Send posts body (JSON). 2xx is success; 408, 429 and 5xx and network
 // errors are temporary; other 4xx are permanent (the receiver refuses it).
+// Redirects are not followed and a 3xx is a permanent failure: Go's client
+// answers a 301/302/303 with a body-less GET, whose 200 looked like a
+// delivered notice, and would carry the signed headers to wherever the
+// redirect points. The configured URL is the receiver; a redirect means
+// it is configured wrongly.
 func (p *Push) Send(ctx context.Context, deliveryID string, body []byte) error {
 	now := time.Now
 	if p.Now != nil {
@@ -60,10 +65,11 @@ func (p *Push) Send(ctx context.Context, deliveryID string, body []byte) error {
 	req.Header.Set(HeaderTimestamp, strconv.FormatInt(ts, 10))
 	req.Header.Set(HeaderSignature, Sign(p.Secret, ts, body))
 	req.Header.Set(HeaderDelivery, deliveryID)
-	c := p.Client
-	if c == nil {
-		c = &http.Client{Timeout: 10 * time.Second}
+	c := http.Client{Timeout: 10 * time.Second}
+	if p.Client != nil {
+		c = *p.Client // a copy: the caller's client keeps its own redirect policy
 	}
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	resp, err := c.Do(req)
 	if err != nil {
 		return fmt.Errorf("push: %w", err)
@@ -75,6 +81,8 @@ func (p *Push) Send(ctx context.Context, deliveryID string, body []byte) error {
 		return nil
 	case resp.StatusCode == http.StatusRequestTimeout, resp.StatusCode == http.StatusTooManyRequests, resp.StatusCode >= 500:
 		return fmt.Errorf("push: status %d", resp.StatusCode)
+	case resp.StatusCode >= 300 && resp.StatusCode < 400:
+		return fmt.Errorf("push: status %d (redirect to %q not followed): %w", resp.StatusCode, resp.Header.Get("Location"), ErrPermanent)
 	default:
 		return fmt.Errorf("push: status %d: %w", resp.StatusCode, ErrPermanent)
 	}
