@@ -181,6 +181,62 @@ func TestEmailWithoutSMTPGoesToMailOutbox(t *testing.T) {
 	if e.count(`SELECT count(*) FROM mail_outbox WHERE message_id = ? AND body LIKE '%Tributi%'`, id) != 1 {
 		t.Fatal("an unsent notice must keep its text for admins to read")
 	}
+	// Written to the outbox is not sent: the channel is not SENT, and a
+	// later round neither sends it nor writes a second row.
+	if got := e.notices(id)["email"]; got != "THROTTLED" {
+		t.Fatalf("e-mail notice without SMTP: %s, want THROTTLED", got)
+	}
+	e.clock.Advance(10 * time.Minute)
+	if _, err := d.SendDueNotices(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.count(`SELECT count(*) FROM mail_outbox WHERE message_id = ?`, id); n != 1 || e.notices(id)["email"] != "THROTTLED" {
+		t.Fatalf("after another round: %d rows, notice %s", n, e.notices(id)["email"])
+	}
+}
+
+// E-mail notices queued while there was no SMTP server are sent once the
+// pipeline starts with one: at once, once, and the notice becomes SENT.
+func TestQueuedNoticeMailSentOnceSMTPIsConfigured(t *testing.T) {
+	e := newEnv(t)
+	svc := e.service("Tributi", deliverytest.ServiceOpts{})
+	fc := "PPPPPP00A00A000P"
+	p := deliverytest.DefaultProfile(fc)
+	p.Email = "paola@example.it"
+	e.profile(p)
+	id := e.send(deliverytest.Message{Service: svc, FiscalCode: fc, TTL: 7 * 24 * 3600})
+	without := e.delivery(Config{})
+	e.drain(without)
+	if _, err := without.SendDueNotices(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.notices(id)["email"]; got != "THROTTLED" {
+		t.Fatalf("without SMTP: %s, want THROTTLED", got)
+	}
+
+	mail := startSMTP(t)
+	with := e.delivery(Config{SMTPURL: mail.url, NotifyPoll: 10 * time.Millisecond})
+	ctx, cancel := context.WithCancel(e.ctx)
+	done := make(chan error, 1)
+	go func() { done <- with.Run(ctx) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for e.notices(id)["email"] != "SENT" && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := e.notices(id)["email"]; got != "SENT" {
+		t.Fatalf("after a start with SMTP: %s, want SENT", got)
+	}
+	if got := mail.received(); len(got) != 1 || got[0].to != "paola@example.it" || !strings.Contains(got[0].data, "Message-ID: <"+id+"@sportello>") {
+		t.Fatalf("SMTP server received %+v, want the one notice", got)
+	}
+	if n := e.count(`SELECT count(*) FROM mail_outbox WHERE message_id = ? AND sent_at IS NOT NULL AND body = ''`, id); n != 1 ||
+		e.count(`SELECT count(*) FROM mail_outbox`) != 1 {
+		t.Fatal("the queued row is not the one marked sent (text dropped)")
+	}
 }
 
 // The push webhook fails twice, then accepts: the notice goes THROTTLED,

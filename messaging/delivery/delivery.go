@@ -36,7 +36,9 @@ type Config struct {
 	Now     func() time.Time
 
 	// SMTPURL is smtp://user:pass@host:port (or smtps://); empty means
-	// e-mail notices are kept in mail_outbox for platform admins to read.
+	// e-mail notices are kept in mail_outbox for platform admins to read,
+	// and stay THROTTLED (not sent) until a later start with SMTP sends them
+	// or their time to live ends.
 	SMTPURL  string
 	MailFrom string // sender address when the URL has no ?from=
 	// BaseURL is the public address, used in e-mail notices.
@@ -166,6 +168,10 @@ func (d *Delivery) now() time.Time { return d.cfg.Now().UTC() }
 func (d *Delivery) Run(ctx context.Context) error {
 	if err := d.ensureStatements(ctx); err != nil {
 		return err
+	}
+	if err := d.makeQueuedNoticesDue(ctx); err != nil {
+		// Not fatal: those notices are tried at the end of their time to live.
+		d.log.Error("delivery: making queued e-mail notices due", "err", err)
 	}
 	defer func() {
 		d.stmtOnce.Lock()

@@ -174,6 +174,12 @@ func (d *Delivery) attempt(ctx context.Context, now time.Time, n notice) noticeR
 	switch {
 	case err == nil:
 		r.status = NoticeSent
+	case errors.Is(err, errNoMailer):
+		// Written to mail_outbox for platform admins to read, not sent:
+		// the notice is not SENT. Nothing changes until the process
+		// restarts with SMTP (Run then makes these notices due at once),
+		// so the next look is at the end of the time to live.
+		r.err, r.status, r.next = err, NoticeThrottled, &expiry
 	case channels.Permanent(err):
 		r.status, r.err = NoticeFailed, err
 	default:
@@ -202,6 +208,10 @@ func (d *Delivery) backoff(attempt int) time.Duration {
 	return min(b, d.cfg.RetryMax)
 }
 
+// errNoMailer is the outcome of an e-mail notice without an SMTP server:
+// the mail is queued in mail_outbox, not sent.
+var errNoMailer = errors.New("no SMTP server configured: the mail waits in the mail outbox")
+
 func (d *Delivery) sendEmail(ctx context.Context, now time.Time, n notice, r *noticeResult) error {
 	if n.Email == nil || *n.Email == "" || n.EmailOK == nil || !*n.EmailOK {
 		return fmt.Errorf("no validated e-mail address: %w", channels.ErrPermanent)
@@ -209,14 +219,33 @@ func (d *Delivery) sendEmail(ctx context.Context, now time.Time, n notice, r *no
 	lang := languageOf(n.Languages)
 	m := channels.Mail{To: *n.Email, MessageID: n.MessageID + "@sportello",
 		Subject: d.catalog.T(lang, "delivery.email.subject", n.ServiceName), Body: d.emailBody(lang, n)}
-	if d.mailer != nil {
-		if err := d.mailer.Send(ctx, m); err != nil {
-			return err
-		}
-		r.sentAt = &now
-	}
 	r.mailRow = &m
+	if d.mailer == nil {
+		return errNoMailer
+	}
+	if err := d.mailer.Send(ctx, m); err != nil {
+		r.mailRow = nil
+		return err
+	}
+	r.sentAt = &now
 	return nil
+}
+
+// makeQueuedNoticesDue runs at start with a mailer: e-mail notices whose
+// mail waited in mail_outbox while there was no SMTP server are tried at
+// once instead of at the end of their time to live.
+func (d *Delivery) makeQueuedNoticesDue(ctx context.Context) error {
+	if d.mailer == nil {
+		return nil
+	}
+	now := d.now()
+	return d.db.WriteTx(ctx, func(tx *sqlx.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE notifications SET next_attempt_at = ?
+			WHERE channel = 'email' AND status = 'THROTTLED' AND next_attempt_at > ?
+				AND message_id IN (SELECT message_id FROM mail_outbox
+					WHERE message_id IS NOT NULL AND sent_at IS NULL AND failed_at IS NULL)`, now, now)
+		return err
+	})
 }
 
 // emailBody is a notice, not the message: the content stays in the inbox.
@@ -303,21 +332,51 @@ func (d *Delivery) recordNotices(ctx context.Context, now time.Time, rs []notice
 				r.status, attempts, r.next, lastErr, now, r.n.MessageID, r.n.Channel); err != nil {
 				return err
 			}
-			if r.mailRow != nil {
-				// A sent notice is recorded without its text, like queued
-				// mail (mailqueue.go); unsent, it waits to be read.
-				body := r.mailRow.Body
-				if r.sentAt != nil {
-					body = ""
-				}
-				if _, err := tx.ExecContext(ctx, `INSERT INTO mail_outbox (message_id, to_addr, subject, body, created_at, sent_at)
-					VALUES (?, ?, ?, ?, ?, ?)`, r.n.MessageID, r.mailRow.To, r.mailRow.Subject, body, now, r.sentAt); err != nil {
-					return err
-				}
+			if err := recordNoticeMail(ctx, tx, now, r, lastErr); err != nil {
+				return err
 			}
 		}
 		return nil
 	})
+}
+
+// recordNoticeMail keeps mail_outbox in step with an e-mail notice: one
+// row per notice, queued (with its text, for admins to read) while there
+// is no SMTP server, sent (text dropped, as for queued mail, mailqueue.go)
+// once a mailer took it, given up on (text and reason kept) when the
+// notice failed or expired while queued.
+func recordNoticeMail(ctx context.Context, tx *sqlx.Tx, now time.Time, r noticeResult, lastErr string) error {
+	if r.n.Channel != ChannelEmail {
+		return nil
+	}
+	switch {
+	case r.mailRow != nil && r.sentAt != nil:
+		res, err := tx.ExecContext(ctx, `UPDATE mail_outbox SET sent_at = ?, body = '', to_addr = ?, subject = ?
+			WHERE message_id = ? AND sent_at IS NULL AND failed_at IS NULL`, now, r.mailRow.To, r.mailRow.Subject, r.n.MessageID)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n > 0 {
+			return nil
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO mail_outbox (message_id, to_addr, subject, body, created_at, sent_at)
+			VALUES (?, ?, ?, '', ?, ?)`, r.n.MessageID, r.mailRow.To, r.mailRow.Subject, now, now)
+		return err
+	case r.mailRow != nil:
+		_, err := tx.ExecContext(ctx, `INSERT INTO mail_outbox (message_id, to_addr, subject, body, created_at)
+			SELECT ?1, ?2, ?3, ?4, ?5 WHERE NOT EXISTS (SELECT 1 FROM mail_outbox WHERE message_id = ?1)`,
+			r.n.MessageID, r.mailRow.To, r.mailRow.Subject, r.mailRow.Body, now)
+		return err
+	case r.status == NoticeFailed || r.status == NoticeExpired:
+		reason := lastErr
+		if reason == "" {
+			reason = "notice " + strings.ToLower(r.status)
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE mail_outbox SET failed_at = ?, failure = ?
+			WHERE message_id = ? AND sent_at IS NULL AND failed_at IS NULL`, now, reason, r.n.MessageID)
+		return err
+	}
+	return nil
 }
 
 // truncate cuts s to at most n bytes, at a character boundary: the text
