@@ -586,3 +586,124 @@ func TestNoticeForADeletedAccountIsNotSent(t *testing.T) {
 		t.Fatalf("notices %v with %d webhook calls, want both FAILED and no call", got, calls.Load())
 	}
 }
+
+// A push receiver that does not answer holds up neither e-mail nor queued
+// mail, nor the record of the pushes that did go out: each channel has its
+// own attempts, outcomes are written as they finish, and queued mail has
+// its own loop. Before, one round shared 8 slots between the channels and
+// recorded every outcome only when its slowest attempt ended.
+func TestSlowPushHoldsUpNothingElse(t *testing.T) {
+	e := newEnv(t)
+	mail := startSMTP(t)
+	release := make(chan struct{})
+	var slowID atomic.Value
+	slowID.Store("")
+	var hanging atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		if r.Header.Get(channels.HeaderDelivery) == slowID.Load().(string) {
+			hanging.Add(1)
+			select { // the receiver hangs on this one
+			case <-release:
+			case <-r.Context().Done():
+			}
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+	defer close(release) // before srv.Close, which waits for handlers
+	d := e.delivery(Config{SMTPURL: mail.url, PushURL: srv.URL, PushSecret: []byte("k"), NotifyPoll: 10 * time.Millisecond,
+		HTTPClient: &http.Client{Timeout: time.Minute}})
+	svc := e.service("Tributi", deliverytest.ServiceOpts{})
+	var ids []string
+	for i := range 20 {
+		fc := fmt.Sprintf("QQQQQQ00A00A%03dQ", i)
+		p := deliverytest.DefaultProfile(fc)
+		p.Email = fmt.Sprintf("c%d@example.it", i)
+		e.profile(p)
+		ids = append(ids, e.send(deliverytest.Message{Service: svc, FiscalCode: fc}))
+	}
+	slowID.Store(ids[0])
+	e.drain(d)
+	if _, err := e.db.W.ExecContext(e.ctx, `INSERT INTO mail_outbox (to_addr, subject, body, created_at)
+		VALUES ('nuovo@example.it', 'Conferma il tuo indirizzo e-mail', 'Apri il link', ?)`, e.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(e.ctx)
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	settled := func() bool {
+		return e.count(`SELECT count(*) FROM notifications WHERE channel = 'email' AND status = 'SENT'`) == 20 &&
+			e.count(`SELECT count(*) FROM notifications WHERE channel = 'webhook' AND status = 'SENT'`) == 19 &&
+			e.count(`SELECT count(*) FROM mail_outbox WHERE message_id IS NULL AND sent_at IS NOT NULL`) == 1
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !settled() && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !settled() || hanging.Load() != 1 {
+		t.Fatalf("while one push hangs (%d hanging): e-mail SENT %d/20, other pushes SENT %d/19, validation mail sent %d/1, SMTP received %d",
+			hanging.Load(),
+			e.count(`SELECT count(*) FROM notifications WHERE channel = 'email' AND status = 'SENT'`),
+			e.count(`SELECT count(*) FROM notifications WHERE channel = 'webhook' AND status = 'SENT'`),
+			e.count(`SELECT count(*) FROM mail_outbox WHERE message_id IS NULL AND sent_at IS NOT NULL`), len(mail.received()))
+	}
+	if got := e.notices(ids[0])["webhook"]; got != "THROTTLED" {
+		t.Fatalf("the hanging push: %s, want THROTTLED until it answers", got)
+	}
+}
+
+// blockingMailer accepts every mail but waits for release on the one to
+// the address block.
+type blockingMailer struct {
+	block   string
+	release chan struct{}
+	waiting atomic.Int32
+}
+
+func (m *blockingMailer) Send(ctx context.Context, mail channels.Mail) error {
+	if mail.To == m.block {
+		m.waiting.Add(1)
+		select {
+		case <-m.release:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// A queued mail is recorded sent as soon as the mailer took it, not after
+// the rest of its batch: a crash while a later mail is on its way must not
+// send it again.
+func TestQueuedMailRecordedAsItGoes(t *testing.T) {
+	e := newEnv(t)
+	d := e.delivery(Config{})
+	m := &blockingMailer{block: "b@example.it", release: make(chan struct{})}
+	d.SetMailer(m)
+	for _, to := range []string{"a@example.it", "b@example.it"} {
+		if _, err := e.db.W.ExecContext(e.ctx, `INSERT INTO mail_outbox (to_addr, subject, body, created_at) VALUES (?, 'Conferma', 'Apri il link', ?)`,
+			to, e.clock.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done := make(chan int, 1)
+	go func() { n, _ := d.SendQueuedMail(e.ctx); done <- n }()
+	for m.waiting.Load() == 0 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	sentA := e.count(`SELECT count(*) FROM mail_outbox WHERE to_addr = 'a@example.it' AND sent_at IS NOT NULL`)
+	close(m.release)
+	if n := <-done; n != 2 {
+		t.Fatalf("sent %d, want 2", n)
+	}
+	if sentA != 1 {
+		t.Fatal("the first mail was not recorded sent while the second was still on its way")
+	}
+}

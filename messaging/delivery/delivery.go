@@ -77,7 +77,7 @@ type Delivery struct {
 	mailer       channels.Mailer // nil: mail goes to mail_outbox only
 	push         *channels.Push  // nil: no push
 	kick         chan struct{}
-	nkick        chan struct{}
+	nkick        map[string]chan struct{} // per notice channel: wakes its loop
 	catalog      *i18n.Catalog
 	stmts        *statements
 	stmtOnce     sync.Mutex    // guards stmts
@@ -122,7 +122,8 @@ func New(cfg Config) (*Delivery, error) {
 		}
 		cfg.Catalog = c
 	}
-	d := &Delivery{catalog: cfg.Catalog, cfg: cfg, db: cfg.DB, log: cfg.Logger, kick: make(chan struct{}, 1), nkick: make(chan struct{}, 1),
+	d := &Delivery{catalog: cfg.Catalog, cfg: cfg, db: cfg.DB, log: cfg.Logger, kick: make(chan struct{}, 1),
+		nkick:        map[string]chan struct{}{ChannelEmail: make(chan struct{}, 1), ChannelWebhook: make(chan struct{}, 1)},
 		restartDelay: 5 * time.Second}
 	if cfg.SMTPURL != "" {
 		s, err := channels.ParseSMTPURL(cfg.SMTPURL, cfg.MailFrom)
@@ -154,9 +155,11 @@ func (d *Delivery) Kick() {
 }
 
 func (d *Delivery) wakeNotifier() {
-	select {
-	case d.nkick <- struct{}{}:
-	default:
+	for _, k := range d.nkick {
+		select {
+		case k <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -180,7 +183,7 @@ func (d *Delivery) Run(ctx context.Context) error {
 		d.stmtOnce.Unlock()
 	}()
 	var wg sync.WaitGroup
-	errs := make(chan error, 3)
+	errs := make(chan error, 3+len(noticeChannels))
 	start := func(name string, f func(context.Context) error) {
 		wg.Add(1)
 		go func() {
@@ -191,7 +194,12 @@ func (d *Delivery) Run(ctx context.Context) error {
 		}()
 	}
 	start("delivery", d.loop)
-	start("notifier", d.notifier)
+	// Each notice channel and the queued mail have a loop of their own: a
+	// slow push receiver must not hold up e-mail, nor e-mail the pushes.
+	for _, ch := range noticeChannels {
+		start("notifier "+ch, func(ctx context.Context) error { return d.noticeLoop(ctx, ch) })
+	}
+	start("mail queue", d.mailLoop)
 	start("retention", d.retention)
 	wg.Wait()
 	close(errs)

@@ -26,17 +26,11 @@ type queuedMail struct {
 	Body    string `db:"body"`
 }
 
-// failedMail is a mail given up on, with the reason: the SMTP server's
-// reply to a permanent refusal, or the mailer's panic.
-type failedMail struct {
-	id     int64
-	reason string
-}
-
 // SendQueuedMail sends up to 50 waiting mails and records each one sent or
-// given up on; it returns how many went out. A failing server pauses it for a
-// minute; the mails sent before that are recorded all the same, so none
-// goes out twice.
+// given up on as soon as the mailer has answered, so a crash never sends
+// again a mail that went out before it (recorded after the whole batch, a
+// kill -9 re-sent the ones before it); it returns how many went out. A
+// failing server pauses it for a minute.
 func (d *Delivery) SendQueuedMail(ctx context.Context) (int, error) {
 	if d.mailer == nil || d.now().Before(d.mailPausedUntil) {
 		return 0, nil
@@ -46,9 +40,7 @@ func (d *Delivery) SendQueuedMail(ctx context.Context) (int, error) {
 		WHERE sent_at IS NULL AND failed_at IS NULL AND message_id IS NULL ORDER BY id LIMIT 50`); err != nil {
 		return 0, fmt.Errorf("queued mail: %w", err)
 	}
-	var sent []int64
-	var failed []failedMail // not retried: they would fail again
-	var sendErr error
+	sent := 0
 	for _, m := range mails {
 		// Outside supervise's recovery, like a notice's attempt: a panic
 		// in the mailer is a failed try, not a loop restart that would send
@@ -56,45 +48,44 @@ func (d *Delivery) SendQueuedMail(ctx context.Context) (int, error) {
 		panicked, err := runRecovering(ctx, func(ctx context.Context) error {
 			return d.mailer.Send(ctx, channels.Mail{To: m.To, Subject: m.Subject, Body: m.Body, MessageID: fmt.Sprintf("mail-%d@sportello", m.ID)})
 		})
-		if err == nil {
-			sent = append(sent, m.ID)
-			continue
-		}
-		if panicked {
+		var failure string // not retried: it would fail again
+		switch {
+		case err == nil:
+		case panicked:
 			// A bug met on this mail would be met again on every retry and
 			// hold up the mails after it: given up on, with the panic's
 			// first line (the stack goes to the log only).
 			d.log.Error("queued mail: mailer panicked", "mail_id", m.ID, "panic", err)
 			first, _, _ := strings.Cut(err.Error(), "\n")
-			failed = append(failed, failedMail{m.ID, truncate("mailer panicked: "+first, 500)})
-			continue
+			failure = truncate("mailer panicked: "+first, 500)
+		case channels.Permanent(err):
+			d.log.Warn("queued mail not sent", "mail_id", m.ID, "err", err)
+			failure = truncate(err.Error(), 500)
+		default:
+			d.log.Warn("queued mail not sent", "mail_id", m.ID, "err", err)
+			d.mailPausedUntil = d.now().Add(time.Minute)
+			return sent, err
 		}
-		d.log.Warn("queued mail not sent", "mail_id", m.ID, "err", err)
-		if channels.Permanent(err) {
-			failed = append(failed, failedMail{m.ID, truncate(err.Error(), 500)})
-			continue
+		if err := d.markMail(context.WithoutCancel(ctx), m.ID, failure); err != nil {
+			return sent, fmt.Errorf("mark mail sent: %w", err)
 		}
-		sendErr = err
-		d.mailPausedUntil = d.now().Add(time.Minute)
-		break
-	}
-	if len(sent)+len(failed) > 0 {
-		now := d.now()
-		if err := d.db.WriteTx(context.WithoutCancel(ctx), func(tx *sqlx.Tx) error {
-			for _, id := range sent {
-				if _, err := tx.Exec(`UPDATE mail_outbox SET sent_at = ?, body = '' WHERE id = ?`, now, id); err != nil {
-					return err
-				}
-			}
-			for _, f := range failed {
-				if _, err := tx.Exec(`UPDATE mail_outbox SET failed_at = ?, failure = ? WHERE id = ?`, now, f.reason, f.id); err != nil {
-					return err
-				}
-			}
-			return nil
-		}); err != nil {
-			return 0, fmt.Errorf("mark mail sent: %w", err)
+		if failure == "" {
+			sent++
 		}
 	}
-	return len(sent), sendErr
+	return sent, nil
+}
+
+// markMail records a queued mail as sent (failure empty: its text goes)
+// or as given up on (with the reason; the text stays).
+func (d *Delivery) markMail(ctx context.Context, id int64, failure string) error {
+	now := d.now()
+	return d.db.WriteTx(ctx, func(tx *sqlx.Tx) error {
+		if failure == "" {
+			_, err := tx.ExecContext(ctx, `UPDATE mail_outbox SET sent_at = ?, body = '' WHERE id = ?`, now, id)
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE mail_outbox SET failed_at = ?, failure = ? WHERE id = ?`, now, failure, id)
+		return err
+	})
 }

@@ -52,34 +52,94 @@ type noticeResult struct {
 	sentAt  *time.Time
 }
 
-// notifier sends due notices until ctx ends.
-func (d *Delivery) notifier(ctx context.Context) error {
+// noticeChannels are the channels with notices, each sent by its own loop.
+var noticeChannels = []string{ChannelEmail, ChannelWebhook}
+
+// noticeSlots is how many attempts of one channel run at once. Each
+// channel has its own: with one pool shared by both, a push receiver
+// answering after the client's 10 s timeout filled every slot, and
+// e-mail notices waited behind it.
+const noticeSlots = 8
+
+// noticeRecordBatch caps how many finished attempts one write records.
+// Outcomes are written as attempts finish, a few per transaction when
+// several finish together: a mail or push that went out is recorded within
+// a write's time, so a crash right after cannot send it again (recorded
+// once per round, 122 mails had reached the server while the database
+// said 13, and a kill -9 sent the others again at the next start).
+const noticeRecordBatch = 32
+
+// noticeLoop sends due notices of one channel until ctx ends.
+func (d *Delivery) noticeLoop(ctx context.Context, channel string) error {
 	for {
-		n, err := d.SendDueNotices(ctx)
+		n, err := d.sendDue(ctx, channel)
 		if err != nil && ctx.Err() == nil {
-			d.log.Error("sending notices failed", "err", err)
+			d.log.Error("sending notices failed", "channel", channel, "err", err)
 		}
-		if _, err := d.SendQueuedMail(ctx); err != nil && ctx.Err() == nil {
+		if n > 0 {
+			continue
+		}
+		if !d.waitNotices(ctx, d.nkick[channel]) {
+			return nil
+		}
+	}
+}
+
+// mailLoop sends queued mail (address validation, review decisions) until
+// ctx ends, beside the notice loops rather than after them.
+func (d *Delivery) mailLoop(ctx context.Context) error {
+	for {
+		n, err := d.SendQueuedMail(ctx)
+		if err != nil && ctx.Err() == nil {
 			d.log.Warn("queued mail", "err", err)
 		}
 		if n > 0 {
 			continue
 		}
-		t := time.NewTimer(d.cfg.NotifyPoll)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !d.waitNotices(ctx, nil) {
 			return nil
-		case <-d.nkick:
-		case <-t.C:
 		}
-		t.Stop()
 	}
 }
 
-// SendDueNotices makes one attempt for every due notice (up to 200) and
-// records the results; it returns how many it handled.
+// waitNotices waits NotifyPoll or a kick; false means stop.
+func (d *Delivery) waitNotices(ctx context.Context, kick <-chan struct{}) bool {
+	t := time.NewTimer(d.cfg.NotifyPoll)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-kick:
+	case <-t.C:
+	}
+	return true
+}
+
+// SendDueNotices makes one attempt for every due notice (up to 200 per
+// channel, the channels side by side) and records the results; it returns
+// how many it handled. Run's loops do the same one channel each.
 func (d *Delivery) SendDueNotices(ctx context.Context) (int, error) {
+	var wg sync.WaitGroup
+	ns := make([]int, len(noticeChannels))
+	errs := make([]error, len(noticeChannels))
+	for i, ch := range noticeChannels {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ns[i], errs[i] = d.sendDue(ctx, ch)
+		}()
+	}
+	wg.Wait()
+	total := 0
+	for _, n := range ns {
+		total += n
+	}
+	return total, errors.Join(errs...)
+}
+
+// sendDue makes one attempt for every due notice of a channel (up to 200),
+// noticeSlots at a time, and records each outcome as it finishes.
+func (d *Delivery) sendDue(ctx context.Context, channel string) (int, error) {
 	now := d.now()
 	var due []notice
 	err := d.db.R.SelectContext(ctx, &due, `SELECT n.message_id, n.channel, n.attempts, m.created_at, m.time_to_live,
@@ -90,17 +150,19 @@ func (d *Delivery) SendDueNotices(ctx context.Context) (int, error) {
 		JOIN messages m ON m.id = n.message_id
 		JOIN services s ON s.id = m.service_id
 		LEFT JOIN profiles p ON p.fiscal_code = m.fiscal_code
-		WHERE n.status = 'THROTTLED' AND n.next_attempt_at <= ?
-		ORDER BY n.next_attempt_at LIMIT 200`, now)
+		WHERE n.status = 'THROTTLED' AND n.next_attempt_at <= ? AND n.channel = ?
+		ORDER BY n.next_attempt_at LIMIT 200`, now, channel)
 	if err != nil {
 		return 0, fmt.Errorf("due notices: %w", err)
 	}
 	if len(due) == 0 {
 		return 0, nil
 	}
-	results := make([]noticeResult, len(due))
+	finished := make(chan noticeResult, len(due))
+	recorded := make(chan error, 1)
+	go func() { recorded <- d.recordAsFinished(context.WithoutCancel(ctx), finished) }()
 	// A slow webhook or mail server must not serialise the batch.
-	sem := make(chan struct{}, 8)
+	sem := make(chan struct{}, noticeSlots)
 	var wg sync.WaitGroup
 	for i := range due {
 		wg.Add(1)
@@ -108,25 +170,49 @@ func (d *Delivery) SendDueNotices(ctx context.Context) (int, error) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			results[i] = d.attempt(ctx, now, due[i])
+			r := d.attempt(ctx, now, due[i])
+			if ctx.Err() != nil && r.status == NoticeThrottled && errors.Is(r.err, context.Canceled) {
+				// Shutting down: an attempt cut short by the cancellation is
+				// not the receiver's fault; it stays due.
+				return
+			}
+			finished <- r
 		}()
 	}
 	wg.Wait()
-	if ctx.Err() != nil {
-		// Shutting down: attempts cut short by the cancellation are not the
-		// receiver's fault; keep only the finished ones, the rest stay due.
-		kept := results[:0]
-		for _, r := range results {
-			if r.status != NoticeThrottled || !errors.Is(r.err, context.Canceled) {
-				kept = append(kept, r)
-			}
-		}
-		results = kept
-	}
-	if err := d.recordNotices(context.WithoutCancel(ctx), now, results); err != nil {
+	close(finished)
+	if err := <-recorded; err != nil {
 		return 0, err
 	}
 	return len(due), nil
+}
+
+// recordAsFinished writes outcomes as they arrive: it waits for one, takes
+// whatever else has finished meanwhile (up to noticeRecordBatch) and
+// records them in one transaction. A failed write is returned after the
+// round; its notices stay due and are tried again.
+func (d *Delivery) recordAsFinished(ctx context.Context, finished <-chan noticeResult) error {
+	var errs []error
+	batch := make([]noticeResult, 0, noticeRecordBatch)
+	for r := range finished {
+		batch = append(batch[:0], r)
+	more:
+		for len(batch) < noticeRecordBatch {
+			select {
+			case r, ok := <-finished:
+				if !ok {
+					break more
+				}
+				batch = append(batch, r)
+			default:
+				break more
+			}
+		}
+		if err := d.recordNotices(ctx, d.now(), batch); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // attempt makes one delivery attempt and classifies the result.
@@ -315,7 +401,7 @@ func (d *Delivery) sendPush(ctx context.Context, n notice) error {
 	return d.push.Send(ctx, n.MessageID, body)
 }
 
-// recordNotices writes all results of one round in one transaction.
+// recordNotices writes finished results in one transaction.
 func (d *Delivery) recordNotices(ctx context.Context, now time.Time, rs []noticeResult) error {
 	return d.db.WriteTx(ctx, func(tx *sqlx.Tx) error {
 		for _, r := range rs {
