@@ -707,3 +707,67 @@ func TestQueuedMailRecordedAsItGoes(t *testing.T) {
 		t.Fatal("the first mail was not recorded sent while the second was still on its way")
 	}
 }
+
+// The last retry is made at the end of the time to live, and the notice
+// that still fails then expires with that failure as its last error.
+// Before, the notifier reached the try scheduled at expiry and expired the
+// notice without making it, clearing last_error. A notice reached far
+// later than its end (the process was down) expires untried and keeps the
+// error of its previous try.
+func TestLastRetryAtTheEndOfTheTimeToLive(t *testing.T) {
+	e := newEnv(t)
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.WriteHeader(http.StatusBadGateway)
+	}))
+	defer srv.Close()
+	d := e.delivery(Config{PushURL: srv.URL, PushSecret: []byte("k"), RetryBase: 20 * time.Minute, RetryMax: time.Hour})
+	svc := e.service("Tributi", deliverytest.ServiceOpts{})
+	fc := "RRRRRR00A00A000R"
+	p := deliverytest.DefaultProfile(fc)
+	p.EmailEnabled = false
+	e.profile(p)
+	start := e.clock.Now()
+	id := e.send(deliverytest.Message{Service: svc, FiscalCode: fc, TTL: 3600})
+	e.drain(d)
+	type row struct {
+		Status   string `db:"status"`
+		Attempts int    `db:"attempts"`
+		LastErr  string `db:"last_error"`
+	}
+	read := func() row {
+		var r row
+		if err := e.db.R.Get(&r, `SELECT status, attempts, last_error FROM notifications WHERE message_id = ? AND channel = 'webhook'`, id); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	// Tries at 0 and 20 min; the next would be at 60 min, the end.
+	for _, at := range []time.Duration{0, 20 * time.Minute, 40 * time.Minute, 60 * time.Minute} {
+		e.clock.Set(start.Add(at))
+		if _, err := d.SendDueNotices(e.ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r := read(); r.Status != "EXPIRED" || r.Attempts != 3 || calls.Load() != 3 || !strings.Contains(r.LastErr, "502") {
+		t.Fatalf("after the end of the time to live: %+v with %d calls, want EXPIRED after 3 tries (0, 20, 60 min) and the 502 kept", r, calls.Load())
+	}
+
+	// Due at 20 min but reached only a day later: not tried, error kept.
+	late := e.send(deliverytest.Message{Service: svc, FiscalCode: fc, TTL: 3600, CreatedAt: start})
+	e.drain(d)
+	if _, err := e.db.W.ExecContext(e.ctx, `UPDATE notifications SET attempts = 1, last_error = 'push: status 502', next_attempt_at = ?
+		WHERE message_id = ?`, start.Add(20*time.Minute), late); err != nil {
+		t.Fatal(err)
+	}
+	id = late
+	e.clock.Set(start.Add(24 * time.Hour))
+	before := calls.Load()
+	if _, err := d.SendDueNotices(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r := read(); r.Status != "EXPIRED" || r.Attempts != 1 || r.LastErr != "push: status 502" || calls.Load() != before {
+		t.Fatalf("reached a day late: %+v with %d new calls, want EXPIRED untried with its last error", r, calls.Load()-before)
+	}
+}

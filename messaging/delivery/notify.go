@@ -44,12 +44,14 @@ type notice struct {
 }
 
 type noticeResult struct {
-	n       notice
-	status  string
-	err     error
-	next    *time.Time
-	mailRow *channels.Mail
-	sentAt  *time.Time
+	n      notice
+	status string
+	err    error
+	// keepLastError: expired untried, the previous try's error stays.
+	keepLastError bool
+	next          *time.Time
+	mailRow       *channels.Mail
+	sentAt        *time.Time
 }
 
 // noticeChannels are the channels with notices, each sent by its own loop.
@@ -215,12 +217,23 @@ func (d *Delivery) recordAsFinished(ctx context.Context, finished <-chan noticeR
 	return errors.Join(errs...)
 }
 
+// errAccountDeleted fails a notice whose citizen has no profile any more.
+var errAccountDeleted = fmt.Errorf("account deleted: %w", channels.ErrPermanent)
+
 // attempt makes one delivery attempt and classifies the result.
+//
+// Retries are spaced by backoff and the last one is at the end of the
+// time to live: a temporary failure before it schedules the next try no
+// later than expiry, and a temporary failure at or after it expires the
+// notice, keeping the error. The notifier may reach that last try late (a
+// busy round, a restart); within RetryMax, the longest wait between
+// tries, it still makes it, later than that the notice is too old to send
+// and expires untried, keeping the error of its previous try.
 func (d *Delivery) attempt(ctx context.Context, now time.Time, n notice) noticeResult {
 	r := noticeResult{n: n}
 	expiry := n.CreatedAt.Add(time.Duration(n.TTL) * time.Second)
-	if !now.Before(expiry) {
-		r.status = NoticeExpired
+	if now.After(expiry.Add(d.cfg.RetryMax)) {
+		r.status, r.keepLastError = NoticeExpired, true
 		return r
 	}
 	// The account may have been deleted since the notice was read (or
@@ -228,52 +241,51 @@ func (d *Delivery) attempt(ctx context.Context, now time.Time, n notice) noticeR
 	// names the fiscal code and the message, and must not go out for a
 	// citizen who left. Checked right before the try, on the read pool.
 	var exists bool
-	if err := d.db.R.GetContext(ctx, &exists, `SELECT EXISTS (SELECT 1 FROM profiles WHERE fiscal_code = ?)`, n.FiscalCode); err != nil {
-		r.err = fmt.Errorf("profile check: %w", err)
-		next := now.Add(d.backoff(n.Attempts + 1))
-		if next.After(expiry) {
-			next = expiry
-		}
-		r.status, r.next = NoticeThrottled, &next
-		return r
+	var err error
+	panicked := false
+	if qerr := d.db.R.GetContext(ctx, &exists, `SELECT EXISTS (SELECT 1 FROM profiles WHERE fiscal_code = ?)`, n.FiscalCode); qerr != nil {
+		err = fmt.Errorf("profile check: %w", qerr)
+	} else if !exists {
+		err = errAccountDeleted
+	} else {
+		// The attempts run in goroutines of their own, outside supervise: a
+		// panic in a channel (a mail server's odd reply hitting a bug) is
+		// caught here and counts as a failed try, retried with back-off.
+		panicked, err = runRecovering(ctx, func(ctx context.Context) error {
+			switch n.Channel {
+			case ChannelEmail:
+				return d.sendEmail(ctx, now, n, &r)
+			case ChannelWebhook:
+				return d.sendPush(ctx, n)
+			default:
+				return fmt.Errorf("unknown channel %q: %w", n.Channel, channels.ErrPermanent)
+			}
+		})
 	}
-	if !exists {
-		r.status, r.err = NoticeFailed, errors.New("account deleted")
-		return r
-	}
-	// The attempts run in goroutines of their own, outside supervise: a
-	// panic in a channel (a mail server's odd reply hitting a bug) is
-	// caught here and counts as a failed try, retried with back-off.
-	panicked, err := runRecovering(ctx, func(ctx context.Context) error {
-		switch n.Channel {
-		case ChannelEmail:
-			return d.sendEmail(ctx, now, n, &r)
-		case ChannelWebhook:
-			return d.sendPush(ctx, n)
-		default:
-			return fmt.Errorf("unknown channel %q: %w", n.Channel, channels.ErrPermanent)
-		}
-	})
 	if panicked {
 		err = fmt.Errorf("channel panicked: %w", err)
 	}
+	last := !now.Before(expiry) // this was the try at the end of the time to live
 	switch {
 	case err == nil:
 		r.status = NoticeSent
+	case channels.Permanent(err):
+		r.status, r.err = NoticeFailed, err
+		if errors.Is(err, errAccountDeleted) {
+			r.err = errors.New("account deleted") // as the deletion itself records it
+		}
+	case last:
+		r.status, r.err = NoticeExpired, err
 	case errors.Is(err, errNoMailer):
 		// Written to mail_outbox for platform admins to read, not sent:
 		// the notice is not SENT. Nothing changes until the process
 		// restarts with SMTP (Run then makes these notices due at once),
 		// so the next look is at the end of the time to live.
 		r.err, r.status, r.next = err, NoticeThrottled, &expiry
-	case channels.Permanent(err):
-		r.status, r.err = NoticeFailed, err
 	default:
 		r.err = err
 		next := now.Add(d.backoff(n.Attempts + 1))
-		if !next.Before(expiry) {
-			// The last try is at the end of the time to live; after it the
-			// notice expires.
+		if next.After(expiry) {
 			next = expiry
 		}
 		r.status, r.next = NoticeThrottled, &next
@@ -410,12 +422,12 @@ func (d *Delivery) recordNotices(ctx context.Context, now time.Time, rs []notice
 				lastErr = truncate(r.err.Error(), 500)
 			}
 			attempts := r.n.Attempts
-			if r.status != NoticeExpired {
+			if !r.keepLastError { // every outcome but an untried expiry was a try
 				attempts++
 			}
 			if _, err := tx.ExecContext(ctx, `UPDATE notifications SET status = ?, attempts = ?, next_attempt_at = ?,
-				last_error = ?, updated_at = ? WHERE message_id = ? AND channel = ?`,
-				r.status, attempts, r.next, lastErr, now, r.n.MessageID, r.n.Channel); err != nil {
+				last_error = CASE WHEN ? THEN last_error ELSE ? END, updated_at = ? WHERE message_id = ? AND channel = ?`,
+				r.status, attempts, r.next, r.keepLastError, lastErr, now, r.n.MessageID, r.n.Channel); err != nil {
 				return err
 			}
 			if err := recordNoticeMail(ctx, tx, now, r, lastErr); err != nil {
