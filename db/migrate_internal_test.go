@@ -71,3 +71,48 @@ func TestInboxByCitizenMigrationKeepsRows(t *testing.T) {
 		t.Fatal("a second inbox row for m1 was accepted")
 	}
 }
+
+// Migration 0029 keeps every mail_outbox row and its id, gives each a
+// distinct random ref (its Message-ID), and ids are no longer handed out
+// again after the newest row is deleted.
+func TestMailOutboxRefMigration(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "s.db")
+	old, err := openUpTo(ctx, path, "0028_notice_mail_by_message")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := old.W.Exec(`INSERT INTO mail_outbox (id, message_id, to_addr, subject, body, created_at, sent_at)
+		VALUES (1, NULL, 'a@example.it', 'A', 'corpo', '2026-01-01', NULL), (2, 'm1', 'b@example.it', 'B', '', '2026-01-02', '2026-01-02')`); err != nil {
+		t.Fatalf("fixture: %v", err)
+	}
+	old.Close()
+	d, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	var rows []struct {
+		ID   int64  `db:"id"`
+		To   string `db:"to_addr"`
+		Body string `db:"body"`
+		Ref  string `db:"ref"`
+	}
+	if err := d.R.Select(&rows, `SELECT id, to_addr, body, ref FROM mail_outbox ORDER BY id`); err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 2 || rows[0].ID != 1 || rows[0].Body != "corpo" || rows[1].ID != 2 || rows[1].To != "b@example.it" ||
+		len(rows[0].Ref) != 32 || rows[0].Ref == rows[1].Ref {
+		t.Fatalf("rows after the migration: %+v", rows)
+	}
+	if _, err := d.W.Exec(`DELETE FROM mail_outbox WHERE id = 2`); err != nil {
+		t.Fatal(err)
+	}
+	res, err := d.W.Exec(`INSERT INTO mail_outbox (to_addr, subject, body, created_at) VALUES ('c@example.it', 'C', 'x', '2026-01-03')`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id, _ := res.LastInsertId(); id != 3 {
+		t.Fatalf("new row got id %d after the newest was deleted, want 3 (not reused)", id)
+	}
+}

@@ -771,3 +771,41 @@ func TestLastRetryAtTheEndOfTheTimeToLive(t *testing.T) {
 		t.Fatalf("reached a day late: %+v with %d new calls, want EXPIRED untried with its last error", r, calls.Load()-before)
 	}
 }
+
+// Queued mails never share a Message-ID, even when an earlier row was
+// deleted (account deletion, retention): the id came from the row id,
+// which SQLite handed out again, and a mailbox may drop the second mail
+// as a duplicate of the first.
+func TestQueuedMailMessageIDsAreNotReused(t *testing.T) {
+	e := newEnv(t)
+	mail := startSMTP(t)
+	d := e.delivery(Config{SMTPURL: mail.url})
+	for range 2 {
+		if _, err := e.db.W.ExecContext(e.ctx, `INSERT INTO mail_outbox (to_addr, subject, body, created_at)
+			VALUES ('anna@example.it', 'Conferma il tuo indirizzo e-mail', 'Apri il link', ?)`, e.clock.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := d.SendQueuedMail(e.ctx); err != nil || n != 1 {
+			t.Fatalf("sent %d, %v", n, err)
+		}
+		if _, err := e.db.W.ExecContext(e.ctx, `DELETE FROM mail_outbox`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := mail.received()
+	if len(got) != 2 {
+		t.Fatalf("received %d mails", len(got))
+	}
+	ids := map[string]bool{}
+	for _, m := range got {
+		i := strings.Index(m.data, "Message-ID: <")
+		if i < 0 {
+			t.Fatalf("no Message-ID:\n%s", m.data)
+		}
+		id, _, _ := strings.Cut(m.data[i:], "\r\n")
+		ids[id] = true
+	}
+	if len(ids) != 2 {
+		t.Fatalf("both mails went out with %v", ids)
+	}
+}

@@ -21,6 +21,7 @@ import (
 
 type queuedMail struct {
 	ID      int64  `db:"id"`
+	Ref     string `db:"ref"` // random, unique: the Message-ID (migration 0029)
 	To      string `db:"to_addr"`
 	Subject string `db:"subject"`
 	Body    string `db:"body"`
@@ -36,7 +37,7 @@ func (d *Delivery) SendQueuedMail(ctx context.Context) (int, error) {
 		return 0, nil
 	}
 	var mails []queuedMail
-	if err := d.db.R.SelectContext(ctx, &mails, `SELECT id, to_addr, subject, body FROM mail_outbox
+	if err := d.db.R.SelectContext(ctx, &mails, `SELECT id, ref, to_addr, subject, body FROM mail_outbox
 		WHERE sent_at IS NULL AND failed_at IS NULL AND message_id IS NULL ORDER BY id LIMIT 50`); err != nil {
 		return 0, fmt.Errorf("queued mail: %w", err)
 	}
@@ -46,7 +47,7 @@ func (d *Delivery) SendQueuedMail(ctx context.Context) (int, error) {
 		// in the mailer is a failed try, not a loop restart that would send
 		// the mails before this one again.
 		panicked, err := runRecovering(ctx, func(ctx context.Context) error {
-			return d.mailer.Send(ctx, channels.Mail{To: m.To, Subject: m.Subject, Body: m.Body, MessageID: fmt.Sprintf("mail-%d@sportello", m.ID)})
+			return d.mailer.Send(ctx, channels.Mail{To: m.To, Subject: m.Subject, Body: m.Body, MessageID: "mail-" + m.Ref + "@sportello"})
 		})
 		var failure string // not retried: it would fail again
 		switch {
