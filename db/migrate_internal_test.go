@@ -116,3 +116,55 @@ func TestMailOutboxRefMigration(t *testing.T) {
 		t.Fatalf("new row got id %d after the newest was deleted, want 3 (not reused)", id)
 	}
 }
+
+// Migration 0030 ties existing mail to citizens where that is certain: a
+// notice through its message, a validation mail through the one profile
+// with its address; a shared address and mail to staff stay untied.
+func TestMailOutboxByCitizenMigration(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "s.db")
+	old, err := openUpTo(ctx, path, "0029_mail_outbox_unique_message_ids")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`INSERT INTO institutions (id, name, fiscal_code, pec, created_at) VALUES (1, 'Comune', '01234567890', 'c@pec.it', '2026-01-01')`,
+		`INSERT INTO services (id, public_id, institution_id, name, created_at) VALUES (1, 'svc1', 1, 'TARI', '2026-01-01')`,
+		`INSERT INTO messages (id, service_id, institution_id, fiscal_code, mode, content, time_to_live, created_at, status)
+			VALUES ('m1', 1, 1, 'RSSMRA85T10A562S', 'live', '{}', 3600, '2026-01-01', 'PROCESSED')`,
+		`INSERT INTO profiles (fiscal_code, email, created_at, updated_at) VALUES ('RSSMRA85T10A562S', 'mario@example.it', '2026-01-01', '2026-01-01'),
+			('BNCNNA90A41H501T', 'casa@example.it', '2026-01-01', '2026-01-01'), ('VRDLGU80A01H501U', 'casa@example.it', '2026-01-01', '2026-01-01')`,
+		`INSERT INTO mail_outbox (id, message_id, to_addr, subject, body, created_at) VALUES
+			(1, 'm1', 'mario@example.it', 'Nuovo messaggio da TARI', '', '2026-01-01'),
+			(2, NULL, 'mario@example.it', 'Conferma il tuo indirizzo e-mail', '', '2026-01-01'),
+			(3, NULL, 'casa@example.it', 'Conferma il tuo indirizzo e-mail', 'https://x/citizen/email-validation?token=abc', '2026-01-01'),
+			(4, NULL, 'mario@example.it', 'Servizio approvato: TARI', 'testo', '2026-01-01')`,
+	} {
+		if _, err := old.W.Exec(q); err != nil {
+			t.Fatalf("fixture: %v", err)
+		}
+	}
+	old.Close()
+	d, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	var got []struct {
+		ID int64   `db:"id"`
+		FC *string `db:"fiscal_code"`
+	}
+	if err := d.R.Select(&got, `SELECT id, fiscal_code FROM mail_outbox ORDER BY id`); err != nil {
+		t.Fatal(err)
+	}
+	want := map[int64]string{1: "RSSMRA85T10A562S", 2: "RSSMRA85T10A562S", 3: "", 4: ""}
+	for _, r := range got {
+		fc := ""
+		if r.FC != nil {
+			fc = *r.FC
+		}
+		if fc != want[r.ID] {
+			t.Errorf("mail %d tied to %q, want %q", r.ID, fc, want[r.ID])
+		}
+	}
+}

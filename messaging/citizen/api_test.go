@@ -730,3 +730,51 @@ func TestDeleteAccountCancelsPendingNotices(t *testing.T) {
 		t.Fatalf("after the deletion: %s (%q) with %d webhook calls, want FAILED (account deleted) and no new call", st, why, calls.Load())
 	}
 }
+
+// Account deletion deletes the citizen's mail by fiscal code: the
+// validation mail to an earlier address too, and not another citizen's
+// mail to the same address. The export lists the citizen's mail records
+// without their text (a validation link would confirm the address).
+func TestDeleteAccountDeletesTheCitizensMailOnly(t *testing.T) {
+	e := newEnv(t)
+	fc, other := person(12), person(13)
+	e.call(fc, "PUT", "/citizen/v1/profile", map[string]any{"email": "vecchio@example.it"}, nil)
+	e.call(fc, "PUT", "/citizen/v1/profile", map[string]any{"email": "condiviso@example.it"}, nil)
+	e.call(other, "PUT", "/citizen/v1/profile", map[string]any{"email": "condiviso@example.it"}, nil)
+	mails := func(q string, args ...any) int {
+		t.Helper()
+		var n int
+		if err := e.db.R.Get(&n, `SELECT count(*) FROM mail_outbox WHERE `+q, args...); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if mails(`fiscal_code = ?`, fc) != 2 || mails(`fiscal_code = ?`, other) != 1 {
+		t.Fatalf("validation mails by citizen: %d and %d, want 2 and 1", mails(`fiscal_code = ?`, fc), mails(`fiscal_code = ?`, other))
+	}
+	var ex Export
+	if code := e.call(fc, "GET", "/citizen/v1/export", nil, &ex); code != 200 {
+		t.Fatal(code)
+	}
+	if len(ex.Mail) != 2 || ex.Mail[0].To != "vecchio@example.it" || ex.Mail[1].To != "condiviso@example.it" {
+		t.Fatalf("exported mail %+v, want both validation mails", ex.Mail)
+	}
+	var raw map[string]any
+	e.call(fc, "GET", "/citizen/v1/export", nil, &raw)
+	if b, _ := json.Marshal(raw); strings.Contains(string(b), "token=") {
+		t.Fatalf("the export carries a validation link: %s", b)
+	}
+
+	if code := e.call(fc, "DELETE", "/citizen/v1/profile", nil, nil); code != 204 {
+		t.Fatalf("delete: %d", code)
+	}
+	if n := mails(`to_addr = 'vecchio@example.it'`); n != 0 {
+		t.Errorf("mail to the citizen's earlier address after the deletion: %d, want 0", n)
+	}
+	if n := mails(`to_addr = 'condiviso@example.it'`); n != 1 || mails(`fiscal_code = ?`, other) != 1 {
+		t.Errorf("mail to the shared address after the deletion: %d, want the other citizen's 1", n)
+	}
+	if plan := dbtest.Plan(t, e.db, `SELECT id FROM mail_outbox WHERE fiscal_code = ?`, fc); !strings.Contains(plan, "mail_outbox_citizen") {
+		t.Errorf("mail by citizen does not use its index:\n%s", plan)
+	}
+}

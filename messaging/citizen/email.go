@@ -60,8 +60,10 @@ func verifyEmailToken(key []byte, tok string, now time.Time) (fc, email string, 
 func (a *API) queueValidation(ctx context.Context, tx *sqlx.Tx, p *profileRow) error {
 	l := languageOf(p.PreferredLanguages)
 	link := strings.TrimRight(a.cfg.BaseURL, "/") + "/citizen/email-validation?token=" + emailToken(a.cfg.TokenKey, p.FiscalCode, p.Email, a.now())
-	_, err := tx.ExecContext(ctx, `INSERT INTO mail_outbox (message_id, to_addr, subject, body, created_at) VALUES (NULL, ?, ?, ?, ?)`,
-		p.Email, a.cat.T(l, "citizen.mail.validate_subject"), a.cat.T(l, "citizen.mail.validate_body", link), a.now())
+	// fiscal_code ties the mail to the citizen: account deletion deletes it
+	// by that, whatever the address was, and only this citizen's (0030).
+	_, err := tx.ExecContext(ctx, `INSERT INTO mail_outbox (message_id, fiscal_code, to_addr, subject, body, created_at) VALUES (NULL, ?, ?, ?, ?, ?)`,
+		p.FiscalCode, p.Email, a.cat.T(l, "citizen.mail.validate_subject"), a.cat.T(l, "citizen.mail.validate_body", link), a.now())
 	return err
 }
 

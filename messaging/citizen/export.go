@@ -14,6 +14,22 @@ type Export struct {
 	Profile            Profile              `json:"profile"`
 	ServicePreferences []exportedPreference `json:"service_preferences"`
 	Messages           []exportedMessage    `json:"messages"`
+	Mail               []exportedMail       `json:"mail"`
+}
+
+// exportedMail is one e-mail written for the citizen: an address
+// validation or a notice of a message. Its text is left out: a validation
+// mail's text is the link that confirms the address, and handing it out
+// here would let anyone confirm an address they cannot read (the text of
+// a sent mail is not kept anyway).
+type exportedMail struct {
+	MessageID *string    `db:"message_id" json:"message_id,omitempty"`
+	To        string     `db:"to_addr" json:"to"`
+	Subject   string     `db:"subject" json:"subject"`
+	CreatedAt time.Time  `db:"created_at" json:"created_at"`
+	SentAt    *time.Time `db:"sent_at" json:"sent_at,omitempty"`
+	FailedAt  *time.Time `db:"failed_at" json:"failed_at,omitempty"`
+	Failure   *string    `db:"failure" json:"failure,omitempty"`
 }
 
 type exportedPreference struct {
@@ -63,7 +79,8 @@ func (a *API) export(w http.ResponseWriter, r *http.Request, fc string) {
 		a.serverError(w, r, err)
 		return
 	}
-	out := Export{ExportedAt: a.now(), Profile: p.api(), ServicePreferences: []exportedPreference{}, Messages: []exportedMessage{}}
+	out := Export{ExportedAt: a.now(), Profile: p.api(), ServicePreferences: []exportedPreference{}, Messages: []exportedMessage{},
+		Mail: []exportedMail{}}
 	if err := a.db.R.SelectContext(ctx, &out.ServicePreferences, `SELECT s.public_id, s.name, p.is_inbox_enabled, p.is_email_enabled,
 		p.is_webhook_enabled, p.settings_version, p.updated_at FROM service_preferences p JOIN services s ON s.id = p.service_id
 		WHERE p.fiscal_code = ? ORDER BY s.name`, fc); err != nil {
@@ -96,6 +113,11 @@ func (a *API) export(w http.ResponseWriter, r *http.Request, fc string) {
 		if m.Content != nil {
 			m.ContentJSON = rawJSON(*m.Content)
 		}
+	}
+	if err := a.db.R.SelectContext(ctx, &out.Mail, `SELECT message_id, to_addr, subject, created_at, sent_at, failed_at, failure
+		FROM mail_outbox WHERE fiscal_code = ? ORDER BY id`, fc); err != nil {
+		a.serverError(w, r, err)
+		return
 	}
 	w.Header().Set("Content-Disposition", `attachment; filename="sportello-export.json"`)
 	writeJSON(w, http.StatusOK, out)

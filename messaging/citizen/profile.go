@@ -283,8 +283,7 @@ func sortedKeys(m map[string]string) []string {
 func (a *API) deleteAccount(ctx context.Context, fc string) error {
 	now := a.now()
 	return a.db.WriteTx(ctx, func(tx *sqlx.Tx) error {
-		p, err := loadProfile(ctx, tx, fc)
-		if err != nil {
+		if _, err := loadProfile(ctx, tx, fc); err != nil {
 			return err
 		}
 		for _, q := range []string{
@@ -314,10 +313,11 @@ func (a *API) deleteAccount(ctx context.Context, fc string) error {
 				AND content IS NOT NULL AND status IN ('PROCESSED', 'REJECTED', 'FAILED')`, now, fc); err != nil {
 			return err
 		}
-		if p.Email != "" {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM mail_outbox WHERE to_addr = ?`, p.Email); err != nil {
-				return err
-			}
+		// The citizen's mail by fiscal code, not by address: mail to an
+		// earlier address goes too, another citizen's mail to a shared
+		// address stays.
+		if _, err := tx.ExecContext(ctx, `DELETE FROM mail_outbox WHERE fiscal_code = ?`, fc); err != nil {
+			return err
 		}
 		return nil
 	})

@@ -442,7 +442,8 @@ func (d *Delivery) recordNotices(ctx context.Context, now time.Time, rs []notice
 // row per notice, queued (with its text, for admins to read) while there
 // is no SMTP server, sent (text dropped, as for queued mail, mailqueue.go)
 // once a mailer took it, given up on (text and reason kept) when the
-// notice failed or expired while queued.
+// notice failed or expired while queued. The row names the citizen, for
+// account deletion and the data export (migration 0030).
 func recordNoticeMail(ctx context.Context, tx *sqlx.Tx, now time.Time, r noticeResult, lastErr string) error {
 	if r.n.Channel != ChannelEmail {
 		return nil
@@ -457,13 +458,13 @@ func recordNoticeMail(ctx context.Context, tx *sqlx.Tx, now time.Time, r noticeR
 		if n, _ := res.RowsAffected(); n > 0 {
 			return nil
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO mail_outbox (message_id, to_addr, subject, body, created_at, sent_at)
-			VALUES (?, ?, ?, '', ?, ?)`, r.n.MessageID, r.mailRow.To, r.mailRow.Subject, now, now)
+		_, err = tx.ExecContext(ctx, `INSERT INTO mail_outbox (message_id, fiscal_code, to_addr, subject, body, created_at, sent_at)
+			VALUES (?, ?, ?, ?, '', ?, ?)`, r.n.MessageID, r.n.FiscalCode, r.mailRow.To, r.mailRow.Subject, now, now)
 		return err
 	case r.mailRow != nil:
-		_, err := tx.ExecContext(ctx, `INSERT INTO mail_outbox (message_id, to_addr, subject, body, created_at)
-			SELECT ?1, ?2, ?3, ?4, ?5 WHERE NOT EXISTS (SELECT 1 FROM mail_outbox WHERE message_id = ?1)`,
-			r.n.MessageID, r.mailRow.To, r.mailRow.Subject, r.mailRow.Body, now)
+		_, err := tx.ExecContext(ctx, `INSERT INTO mail_outbox (message_id, fiscal_code, to_addr, subject, body, created_at)
+			SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE NOT EXISTS (SELECT 1 FROM mail_outbox WHERE message_id = ?1)`,
+			r.n.MessageID, r.n.FiscalCode, r.mailRow.To, r.mailRow.Subject, r.mailRow.Body, now)
 		return err
 	case r.status == NoticeFailed || r.status == NoticeExpired:
 		reason := lastErr
