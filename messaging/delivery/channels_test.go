@@ -193,6 +193,20 @@ func TestEmailWithoutSMTPGoesToMailOutbox(t *testing.T) {
 	if n := e.count(`SELECT count(*) FROM mail_outbox WHERE message_id = ?`, id); n != 1 || e.notices(id)["email"] != "THROTTLED" {
 		t.Fatalf("after another round: %d rows, notice %s", n, e.notices(id)["email"])
 	}
+	// At the end of the time to live it expires, saying why, and its mail
+	// is recorded as given up on, text kept.
+	e.clock.Advance(time.Hour)
+	if _, err := d.SendDueNotices(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.notices(id)["email"]; got != "EXPIRED" ||
+		e.count(`SELECT count(*) FROM notifications WHERE message_id = ? AND last_error LIKE 'no SMTP server%'`, id) != 1 {
+		t.Fatalf("at the end of the time to live: %s, want EXPIRED with the reason", got)
+	}
+	if e.count(`SELECT count(*) FROM mail_outbox WHERE message_id = ? AND failed_at IS NOT NULL AND sent_at IS NULL
+		AND failure LIKE 'no SMTP server%' AND body LIKE '%Tributi%'`, id) != 1 {
+		t.Fatal("the expired notice's mail is not recorded as given up on with its text")
+	}
 }
 
 // E-mail notices queued while there was no SMTP server are sent once the

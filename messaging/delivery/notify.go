@@ -448,8 +448,7 @@ func recordNoticeMail(ctx context.Context, tx *sqlx.Tx, now time.Time, r noticeR
 	if r.n.Channel != ChannelEmail {
 		return nil
 	}
-	switch {
-	case r.mailRow != nil && r.sentAt != nil:
+	if r.mailRow != nil && r.sentAt != nil {
 		res, err := tx.ExecContext(ctx, `UPDATE mail_outbox SET sent_at = ?, body = '', to_addr = ?, subject = ?
 			WHERE message_id = ? AND sent_at IS NULL AND failed_at IS NULL`, now, r.mailRow.To, r.mailRow.Subject, r.n.MessageID)
 		if err != nil {
@@ -461,12 +460,15 @@ func recordNoticeMail(ctx context.Context, tx *sqlx.Tx, now time.Time, r noticeR
 		_, err = tx.ExecContext(ctx, `INSERT INTO mail_outbox (message_id, fiscal_code, to_addr, subject, body, created_at, sent_at)
 			VALUES (?, ?, ?, ?, '', ?, ?)`, r.n.MessageID, r.n.FiscalCode, r.mailRow.To, r.mailRow.Subject, now, now)
 		return err
-	case r.mailRow != nil:
-		_, err := tx.ExecContext(ctx, `INSERT INTO mail_outbox (message_id, fiscal_code, to_addr, subject, body, created_at)
+	}
+	if r.mailRow != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO mail_outbox (message_id, fiscal_code, to_addr, subject, body, created_at)
 			SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE NOT EXISTS (SELECT 1 FROM mail_outbox WHERE message_id = ?1)`,
-			r.n.MessageID, r.n.FiscalCode, r.mailRow.To, r.mailRow.Subject, r.mailRow.Body, now)
-		return err
-	case r.status == NoticeFailed || r.status == NoticeExpired:
+			r.n.MessageID, r.n.FiscalCode, r.mailRow.To, r.mailRow.Subject, r.mailRow.Body, now); err != nil {
+			return err
+		}
+	}
+	if r.status == NoticeFailed || r.status == NoticeExpired {
 		reason := lastErr
 		if reason == "" {
 			reason = "notice " + strings.ToLower(r.status)
