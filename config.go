@@ -1,7 +1,9 @@
 package main
 
 import (
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -43,7 +45,32 @@ type Config struct {
 type Keys struct {
 	SessionHash  []byte // gorilla/sessions HMAC key
 	SessionBlock []byte // gorilla/sessions AES key
-	Signing      []byte // citizen tokens and push webhook signatures
+	// Signing is the master signing key. Nothing signs with it directly:
+	// each purpose below has its own key derived from it (deriveKey), so
+	// whoever holds one of them (a push webhook receiver holds Push)
+	// learns nothing about the others.
+	Signing      []byte
+	Push         []byte // push webhook signatures: SPORTELLO_PUSH_SECRET, else derived
+	CitizenToken []byte // citizen bearer tokens (and the dev app's cookie)
+	EmailLink    []byte // citizen e-mail validation links
+}
+
+// Purposes of the keys derived from the master signing key. Changing one
+// changes that key only (every token or signature made with it stops
+// verifying).
+const (
+	purposePush         = "sportello push webhook v1"
+	purposeCitizenToken = "sportello citizen token v1"
+	purposeEmailLink    = "sportello email link v1"
+)
+
+// deriveKey is HMAC-SHA256(master, purpose): a 32-byte key for one
+// purpose. HMAC is a PRF, so the derived keys are independent of each
+// other and reveal nothing about the master.
+func deriveKey(master []byte, purpose string) []byte {
+	m := hmac.New(sha256.New, master)
+	m.Write([]byte(purpose))
+	return m.Sum(nil)
 }
 
 func env(name, def string) string {
@@ -132,7 +159,9 @@ type keysJSON struct {
 
 // loadKeys returns the secrets from the environment (SPORTELLO_SESSION_KEY:
 // 128 hex chars = hash+block key; SPORTELLO_SIGNING_KEY: 64 hex chars) or
-// from the data dir, generating and saving them on first start.
+// from the data dir, generating and saving them on first start, and
+// derives the per-purpose keys from the signing key (SPORTELLO_PUSH_SECRET,
+// 64 hex chars, replaces the derived push key).
 func loadKeys(dataDir string) (Keys, error) {
 	var k Keys
 	path := filepath.Join(dataDir, keysFile)
@@ -174,6 +203,19 @@ func loadKeys(dataDir string) (Keys, error) {
 			return k, fmt.Errorf("%s: want 64 hex characters", p.name)
 		}
 		*p.dst = v
+	}
+	k.Push = deriveKey(k.Signing, purposePush)
+	k.CitizenToken = deriveKey(k.Signing, purposeCitizenToken)
+	k.EmailLink = deriveKey(k.Signing, purposeEmailLink)
+	if v := os.Getenv("SPORTELLO_PUSH_SECRET"); v != "" {
+		b, err := hex.DecodeString(v)
+		if err != nil || len(b) != 32 {
+			return k, fmt.Errorf("SPORTELLO_PUSH_SECRET: want 64 hex characters (32 random bytes)")
+		}
+		if hmac.Equal(b, k.Signing) {
+			return k, fmt.Errorf("SPORTELLO_PUSH_SECRET must differ from the signing key (a webhook receiver holds it)")
+		}
+		k.Push = b
 	}
 	return k, nil
 }

@@ -5,6 +5,7 @@
 //	sportello admin create --email X [--data DIR]
 //	sportello admin reset-link --email X [--data DIR]
 //	sportello citizen-token [--data DIR] FISCALCODE
+//	sportello push-secret [--data DIR]
 //	sportello seed-demo [--data DIR]
 package main
 
@@ -51,6 +52,8 @@ func run(ctx context.Context, args []string) error {
 		return adminCommand(ctx, args)
 	case "citizen-token":
 		return citizenTokenCommand(args)
+	case "push-secret":
+		return pushSecretCommand(args)
 	case "seed-demo":
 		return seedDemoCommand(ctx, args)
 	case "help", "-h", "--help":
@@ -65,6 +68,7 @@ const usage = `usage:
   sportello admin create --email X [--data DIR]               add a platform admin, print a one-time password
   sportello admin reset-link --email X [--data DIR]           print a one-hour password reset link for a user
   sportello citizen-token [--data DIR] FISCALCODE             print a 24-hour test citizen token
+  sportello push-secret [--data DIR]                          print the key push webhook receivers verify signatures with
   sportello seed-demo [--data DIR]                            create demo services and print their keys as JSON`
 
 func dataFlag(fs *flag.FlagSet) *string {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -84,7 +85,7 @@ func build(ctx context.Context, cfg *Config) (*app, error) {
 
 	dl, err := delivery.New(delivery.Config{
 		DB: d, Logger: log, Catalog: catalog, SMTPURL: cfg.SMTPURL, BaseURL: cfg.BaseURL,
-		PushURL: cfg.PushURL, PushSecret: keys.Signing, Retention: cfg.Retention,
+		PushURL: cfg.PushURL, PushSecret: keys.Push, Retention: cfg.Retention,
 	})
 	if err != nil {
 		return fail(err)
@@ -92,7 +93,7 @@ func build(ctx context.Context, cfg *Config) (*app, error) {
 	a.background = append(a.background, dl.Run)
 
 	cz, err := citizen.New(citizen.Config{
-		DB: d, Logger: log, TokenKey: keys.Signing, Dev: cfg.Dev, Catalog: catalog, BaseURL: cfg.BaseURL,
+		DB: d, Logger: log, TokenKey: keys.CitizenToken, EmailKey: keys.EmailLink, Dev: cfg.Dev, Catalog: catalog, BaseURL: cfg.BaseURL,
 		Secure: strings.HasPrefix(cfg.BaseURL, "https://"),
 	})
 	if err != nil {
@@ -186,6 +187,10 @@ func serve(ctx context.Context, cfg *Config) error {
 	} else {
 		fmt.Printf("Sign in as a platform admin (first admin: %s); add one with: go run . admin create --email X\n", cfg.AdminEmail)
 	}
+	if cfg.PushURL != "" {
+		// Not the URL: it may carry credentials.
+		fmt.Printf("Push notifications are signed with the push key (not the signing key); give the receiver its copy: sportello push-secret --data %s\n", cfg.DataDir)
+	}
 	if cfg.Dev {
 		fmt.Printf("Development mode: test citizen login at %s/citizen/login\n", url)
 	}
@@ -232,7 +237,8 @@ func serve(ctx context.Context, cfg *Config) error {
 }
 
 // citizenTokenCommand prints a development bearer token for the citizen
-// API, signed with the server's key (so it needs the same data dir).
+// API, signed with the server's citizen-token key (so it needs the same
+// data dir).
 func citizenTokenCommand(args []string) error {
 	fs := flag.NewFlagSet("citizen-token", flag.ContinueOnError)
 	data := dataFlag(fs)
@@ -247,18 +253,46 @@ func citizenTokenCommand(args []string) error {
 	if !fiscalcode.ValidPerson(cf) {
 		return fmt.Errorf("%s is not a valid person fiscal code (check the last character)", rest[0])
 	}
-	// loadKeys would create new keys in a wrong or empty directory, and
-	// the token would then be refused by the server with no hint why
-	// (unless the signing key comes from the environment, as the server's).
-	if _, err := os.Stat(filepath.Join(*data, keysFile)); err != nil && os.Getenv("SPORTELLO_SIGNING_KEY") == "" {
-		return fmt.Errorf("no Sportello keys in %s (start the server once with --data %s, or pass the server's --data)", *data, *data)
-	}
-	keys, err := loadKeys(*data)
+	keys, err := serverKeys(*data)
 	if err != nil {
 		return err
 	}
-	fmt.Println(citizen.IssueToken(keys.Signing, cf, time.Now()))
+	fmt.Println(citizen.IssueToken(keys.CitizenToken, cf, time.Now()))
 	return nil
+}
+
+// pushSecretCommand prints the key a push webhook receiver verifies
+// signatures with (64 hex characters: hex-decode them to get the 32-byte
+// HMAC key). It is derived from the signing key, or SPORTELLO_PUSH_SECRET
+// when set, and reveals nothing about the keys that sign citizen tokens.
+func pushSecretCommand(args []string) error {
+	fs := flag.NewFlagSet("push-secret", flag.ContinueOnError)
+	data := dataFlag(fs)
+	rest, err := parseAnywhere(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(rest) != 0 {
+		return fmt.Errorf("usage: sportello push-secret [--data DIR]")
+	}
+	keys, err := serverKeys(*data)
+	if err != nil {
+		return err
+	}
+	fmt.Println(hex.EncodeToString(keys.Push))
+	return nil
+}
+
+// serverKeys loads the keys of the server whose data dir is given, for
+// commands that must sign or verify as it does. loadKeys would create new
+// keys in a wrong or empty directory, and what the command prints would
+// then not match the server's, with no hint why (unless the signing key
+// comes from the environment, as the server's).
+func serverKeys(data string) (Keys, error) {
+	if _, err := os.Stat(filepath.Join(data, keysFile)); err != nil && os.Getenv("SPORTELLO_SIGNING_KEY") == "" {
+		return Keys{}, fmt.Errorf("no Sportello keys in %s (start the server once with --data %s, or pass the server's --data)", data, data)
+	}
+	return loadKeys(data)
 }
 
 // parseAnywhere parses flags before and after the positional arguments,

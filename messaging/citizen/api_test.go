@@ -22,7 +22,10 @@ import (
 	"sportello/messaging/fiscalcode"
 )
 
-var testKey = []byte("0123456789abcdef0123456789abcdef")
+var (
+	testKey      = []byte("0123456789abcdef0123456789abcdef")
+	testEmailKey = []byte("fedcba9876543210fedcba9876543210")
+)
 
 type clock struct {
 	mu sync.Mutex
@@ -52,7 +55,7 @@ func newEnv(t testing.TB) *env {
 	e := &env{t: t, ctx: context.Background(), db: dbtest.Open(t), clock: &clock{t: time.Now().UTC()}}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	var err error
-	e.api, err = New(Config{DB: e.db, Logger: log, Now: e.clock.Now, TokenKey: testKey, Dev: true})
+	e.api, err = New(Config{DB: e.db, Logger: log, Now: e.clock.Now, TokenKey: testKey, EmailKey: testEmailKey, Dev: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -776,5 +779,30 @@ func TestDeleteAccountDeletesTheCitizensMailOnly(t *testing.T) {
 	}
 	if plan := dbtest.Plan(t, e.db, `SELECT id FROM mail_outbox WHERE fiscal_code = ?`, fc); !strings.Contains(plan, "mail_outbox_citizen") {
 		t.Errorf("mail by citizen does not use its index:\n%s", plan)
+	}
+}
+
+// E-mail validation links have a key of their own: a link signed with the
+// citizen-token key (or any other) is refused.
+func TestEmailLinksHaveTheirOwnKey(t *testing.T) {
+	e := newEnv(t)
+	fc := person(11)
+	e.call(fc, "PUT", "/citizen/v1/profile", map[string]any{"email": "marta@example.it"}, nil)
+	for key, want := range map[string]int{"token key": 400, "email key": 200} {
+		k := testKey
+		if key == "email key" {
+			k = testEmailKey
+		}
+		resp, err := http.Get(e.srv.URL + "/citizen/email-validation?token=" + emailToken(k, fc, "marta@example.it", e.clock.Now()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Fatalf("link signed with the %s: %d, want %d", key, resp.StatusCode, want)
+		}
+	}
+	if _, err := New(Config{DB: e.db, TokenKey: testKey, EmailKey: testKey}); err == nil {
+		t.Fatal("the same key for tokens and e-mail links accepted")
 	}
 }

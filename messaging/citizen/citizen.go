@@ -5,6 +5,7 @@
 package citizen
 
 import (
+	"crypto/hmac"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,8 +26,11 @@ type Config struct {
 	DB       *db.DB
 	Logger   *slog.Logger
 	Now      func() time.Time
-	TokenKey []byte // signs development tokens (the server's signing key)
-	Dev      bool   // serve the test login page and the citizen web app
+	TokenKey []byte // signs development tokens (a key for this purpose only)
+	// EmailKey signs e-mail validation links: a key of its own, used for
+	// nothing else (not TokenKey, not the push webhook key).
+	EmailKey []byte
+	Dev      bool // serve the test login page and the citizen web app
 	Catalog  *i18n.Catalog
 	// Identity overrides the development tokens (a SPID/CIE adapter).
 	Identity Identity
@@ -54,6 +58,12 @@ func New(cfg Config) (*API, error) {
 	}
 	if len(cfg.TokenKey) < 16 && cfg.Identity == nil {
 		return nil, errors.New("citizen: TokenKey of at least 16 bytes is required")
+	}
+	if len(cfg.EmailKey) < 16 {
+		return nil, errors.New("citizen: EmailKey of at least 16 bytes is required")
+	}
+	if hmac.Equal(cfg.EmailKey, cfg.TokenKey) {
+		return nil, errors.New("citizen: EmailKey and TokenKey must be different keys")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

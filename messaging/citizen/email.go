@@ -59,7 +59,7 @@ func verifyEmailToken(key []byte, tok string, now time.Time) (fc, email string, 
 // queueValidation writes the validation mail inside the caller's tx.
 func (a *API) queueValidation(ctx context.Context, tx *sqlx.Tx, p *profileRow) error {
 	l := languageOf(p.PreferredLanguages)
-	link := strings.TrimRight(a.cfg.BaseURL, "/") + "/citizen/email-validation?token=" + emailToken(a.cfg.TokenKey, p.FiscalCode, p.Email, a.now())
+	link := strings.TrimRight(a.cfg.BaseURL, "/") + "/citizen/email-validation?token=" + emailToken(a.cfg.EmailKey, p.FiscalCode, p.Email, a.now())
 	// fiscal_code ties the mail to the citizen: account deletion deletes it
 	// by that, whatever the address was, and only this citizen's (0030).
 	_, err := tx.ExecContext(ctx, `INSERT INTO mail_outbox (message_id, fiscal_code, to_addr, subject, body, created_at) VALUES (NULL, ?, ?, ?, ?, ?)`,
@@ -106,7 +106,7 @@ var validationPage = template.Must(template.New("v").Parse(`<!doctype html><html
 func (a *API) confirmEmail(w http.ResponseWriter, r *http.Request) {
 	l := lang(r)
 	ok := false
-	fc, email, err := verifyEmailToken(a.cfg.TokenKey, r.URL.Query().Get("token"), a.now())
+	fc, email, err := verifyEmailToken(a.cfg.EmailKey, r.URL.Query().Get("token"), a.now())
 	if err == nil {
 		err = a.db.WriteTx(r.Context(), func(tx *sqlx.Tx) error {
 			res, err := tx.ExecContext(r.Context(), `UPDATE profiles SET is_email_validated = 1, updated_at = ?

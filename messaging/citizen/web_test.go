@@ -124,7 +124,7 @@ func TestDevWebJourney(t *testing.T) {
 
 func TestWebPagesOnlyInDev(t *testing.T) {
 	e := newEnv(t)
-	prod, err := New(Config{DB: e.db, TokenKey: testKey})
+	prod, err := New(Config{DB: e.db, TokenKey: testKey, EmailKey: testEmailKey})
 	if err != nil {
 		t.Fatal(err)
 	}
