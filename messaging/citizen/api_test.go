@@ -806,3 +806,67 @@ func TestEmailLinksHaveTheirOwnKey(t *testing.T) {
 		t.Fatal("the same key for tokens and e-mail links accepted")
 	}
 }
+
+// Leaving LEGACY for AUTO keeps the citizen's blocks: each blocked service
+// becomes a per-service preference with the blocked channels off (as IO
+// migrates them), instead of AUTO's default letting it write again.
+// MANUAL needs no migration: everything starts off there.
+func TestLegacyBlocksSurviveTheSwitchToAuto(t *testing.T) {
+	e := newEnv(t)
+	fc, manual := person(12), person(13)
+	blocked := e.service("Tributi", deliverytest.ServiceOpts{})
+	noEmail := e.service("Anagrafe", deliverytest.ServiceOpts{})
+	free := e.service("Scuola", deliverytest.ServiceOpts{})
+	blocks := map[string][]string{blocked.PublicID: {"INBOX", "EMAIL", "WEBHOOK"}, noEmail.PublicID: {"EMAIL"}, free.PublicID: {}, "svcgone": {"INBOX"}}
+	for _, who := range []string{fc, manual} {
+		if code := e.call(who, "PUT", "/citizen/v1/profile", map[string]any{"blocked_inbox_or_channels": blocks}, nil); code != 201 {
+			t.Fatalf("LEGACY profile: %d", code)
+		}
+	}
+	before := e.send(blocked, fc, deliverytest.Message{})
+	e.deliver()
+	if s := e.status(before); s != "REJECTED/SERVICE_NOT_ALLOWED" {
+		t.Fatalf("blocked service in LEGACY: %s", s)
+	}
+	var p Profile
+	if code := e.call(fc, "PUT", "/citizen/v1/profile", map[string]any{"service_preferences_settings": map[string]string{"mode": "AUTO"}}, &p); code != 200 {
+		t.Fatalf("switch to AUTO: %d", code)
+	}
+	v := p.ServicePreferencesSettings.Version
+	for svc, want := range map[string]ServicePreference{
+		blocked.PublicID: {false, false, false, v},
+		noEmail.PublicID: {true, false, true, v},
+		free.PublicID:    {true, true, true, v},
+	} {
+		var got ServicePreference
+		if code := e.call(fc, "GET", "/citizen/v1/services/"+svc+"/preferences", nil, &got); code != 200 || got != want {
+			t.Fatalf("after AUTO, %s: %d %+v, want %+v", svc, code, got, want)
+		}
+	}
+	after := e.send(blocked, fc, deliverytest.Message{})
+	mail := e.send(noEmail, fc, deliverytest.Message{})
+	e.deliver()
+	if s := e.status(after); s != "REJECTED/SERVICE_NOT_ALLOWED" {
+		t.Fatalf("blocked service after switching to AUTO: %s", s)
+	}
+	if s := e.status(mail); s != "PROCESSED" {
+		t.Fatalf("service with only e-mail blocked: %s", s)
+	}
+	// The citizen can still lift a block in AUTO.
+	if code := e.call(fc, "PUT", "/citizen/v1/services/"+blocked.PublicID+"/preferences", map[string]any{"is_inbox_enabled": true,
+		"is_email_enabled": true, "is_webhook_enabled": true, "settings_version": v}, nil); code != 200 {
+		t.Fatalf("lift a block: %d", code)
+	}
+	lifted := e.send(blocked, fc, deliverytest.Message{})
+	e.deliver()
+	if s := e.status(lifted); s != "PROCESSED" {
+		t.Fatalf("after lifting the block: %s", s)
+	}
+
+	// LEGACY → MANUAL: the blocks turn nothing on.
+	e.call(manual, "PUT", "/citizen/v1/profile", map[string]any{"service_preferences_settings": map[string]string{"mode": "MANUAL"}}, nil)
+	var got ServicePreference
+	if e.call(manual, "GET", "/citizen/v1/services/"+noEmail.PublicID+"/preferences", nil, &got); got.IsInboxEnabled {
+		t.Fatalf("MANUAL after LEGACY: %+v, want off", got)
+	}
+}

@@ -180,12 +180,14 @@ func (a *API) saveProfile(ctx context.Context, fc string, u ProfileUpdate) (*pro
 			b, _ := json.Marshal(*u.BlockedInboxOrChannels)
 			p.Blocked = string(b)
 		}
+		migrateBlocks := false
 		if s := u.ServicePreferencesSettings; s != nil && s.Mode != p.Mode {
 			// IO: once a citizen has chosen AUTO or MANUAL there is no way
 			// back to LEGACY (its blocks would silently come back).
 			if s.Mode == preferences.Legacy {
 				return errLegacyReturn
 			}
+			migrateBlocks = p.Mode == preferences.Legacy && s.Mode == preferences.Auto
 			p.Mode = s.Mode
 			p.PrefVersion++
 		}
@@ -205,6 +207,11 @@ func (a *API) saveProfile(ctx context.Context, fc string, u ProfileUpdate) (*pro
 		if err != nil {
 			return err
 		}
+		if migrateBlocks {
+			if err := migrateLegacyBlocks(ctx, tx, p, now); err != nil {
+				return err
+			}
+		}
 		out = p
 		if emailChanged && p.Email != "" {
 			return a.queueValidation(ctx, tx, p)
@@ -212,6 +219,36 @@ func (a *API) saveProfile(ctx context.Context, fc string, u ProfileUpdate) (*pro
 		return nil
 	})
 	return out, created, err
+}
+
+// legacyBlocksToPreferences turns a profile's blocked_inbox_or_channels
+// into per-service preferences at its current settings version: each
+// blocked service gets a preference with the blocked channels off and the
+// others on. It is what IO does when a citizen leaves LEGACY for AUTO
+// (MigrateServicePreferenceFromLegacy): without it AUTO's default, every
+// channel on, would silently lift the blocks. Services the citizen never
+// blocked keep AUTO's default; an id that names no service is skipped.
+// Migration 0028 runs the same statement for profiles that switched
+// before this existed.
+const legacyBlocksToPreferences = `INSERT INTO service_preferences (fiscal_code, service_id, is_inbox_enabled,
+		is_email_enabled, is_webhook_enabled, settings_version, updated_at)
+	SELECT p.fiscal_code, s.id,
+		NOT EXISTS (SELECT 1 FROM json_each(b.value) WHERE value = 'INBOX'),
+		NOT EXISTS (SELECT 1 FROM json_each(b.value) WHERE value = 'EMAIL'),
+		NOT EXISTS (SELECT 1 FROM json_each(b.value) WHERE value = 'WEBHOOK'),
+		p.preferences_version, ?
+	FROM profiles p, json_each(CASE WHEN json_valid(p.blocked_inbox_or_channels) THEN p.blocked_inbox_or_channels ELSE '{}' END) b
+	JOIN services s ON s.public_id = b.key
+	WHERE p.fiscal_code = ? AND json_type(b.value) = 'array' AND json_array_length(b.value) > 0
+	ON CONFLICT (fiscal_code, service_id) DO UPDATE SET is_inbox_enabled = excluded.is_inbox_enabled,
+		is_email_enabled = excluded.is_email_enabled, is_webhook_enabled = excluded.is_webhook_enabled,
+		settings_version = excluded.settings_version, updated_at = excluded.updated_at`
+
+// migrateLegacyBlocks runs legacyBlocksToPreferences for p, already saved
+// in tx with its new mode and settings version.
+func migrateLegacyBlocks(ctx context.Context, tx *sqlx.Tx, p *profileRow, now time.Time) error {
+	_, err := tx.ExecContext(ctx, legacyBlocksToPreferences, now, p.FiscalCode)
+	return err
 }
 
 func (a *API) getProfile(w http.ResponseWriter, r *http.Request, fc string) {

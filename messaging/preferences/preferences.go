@@ -23,9 +23,12 @@ type Profile struct {
 	IsEmailEnabled   bool
 	IsEmailValidated bool
 	IsWebhookEnabled bool
-	Mode             string              // Legacy, Auto, Manual
-	Version          int                 // service_preferences_settings.version
-	Blocked          map[string][]string // service id (public) → blocked channels (LEGACY)
+	Mode             string // Legacy, Auto, Manual
+	Version          int    // service_preferences_settings.version
+	// Blocked counts in LEGACY only, as in IO. Leaving LEGACY for AUTO
+	// turns it into per-service preferences (the citizen API does it in
+	// the same transaction), so no block is lifted by the switch.
+	Blocked map[string][]string // service id (public) → blocked channels (LEGACY)
 }
 
 // ServicePreference is the citizen's per-service choice. It counts only when
