@@ -27,7 +27,8 @@ func TestServiceDeliveryPages(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := deliverytest.Insert(ctx, e.DB, deliverytest.Message{Service: svc, FiscalCode: withProfile, Mode: "test",
-		Subject: "Prova di invio dal comune", Markdown: "Testo di **prova** con <script>alert(1)</script> un link [qui](javascript:alert(1)) e basta davvero."}); err != nil {
+		Subject: "Prova di invio dal comune", Markdown: "Testo di **prova** con <script>alert(1)</script> un link [qui](javascript:alert(1)) e basta davvero.",
+		DueDate: "2027-01-31T23:00:00Z", Payment: map[string]any{"amount": 12550, "notice_number": "012345678901234567", "invalid_after_due_date": true}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := deliverytest.Insert(ctx, e.DB, deliverytest.Message{Service: svc, FiscalCode: noProfile, Subject: "Messaggio senza destinatario"}); err != nil {
@@ -60,7 +61,11 @@ func TestServiceDeliveryPages(t *testing.T) {
 	if r.Status != http.StatusOK {
 		t.Fatalf("sandbox page: %d %s", r.Status, snippet(r.Body))
 	}
-	mustContain(t, r, "Prova di invio dal comune", "<strong>prova</strong>")
+	// The due date as the citizen app shows it: the day in Rome, in words.
+	mustContain(t, r, "Prova di invio dal comune", "<strong>prova</strong>", "Scadenza: 1 febbraio 2027<", "non è più pagabile")
+	if strings.Contains(r.Body, "Scadenza: 2027") {
+		t.Fatalf("sandbox shows the raw due date:\n%s", snippet(r.Body))
+	}
 	if strings.Contains(r.Body, "<script>alert") || strings.Contains(r.Body, "javascript:") || strings.Contains(r.Body, "Messaggio senza destinatario") {
 		t.Fatalf("sandbox shows unsafe markup or a live message:\n%s", snippet(r.Body))
 	}

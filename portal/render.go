@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"sportello/messaging/citizen"
 	"sportello/portal/servicecard"
 	"sportello/static"
 	"sportello/templates"
@@ -128,6 +129,7 @@ func (r *renderer) funcs(lang string) template.FuncMap {
 		// still Sunday in UTC).
 		"day":        func(t time.Time) string { return t.In(rome).Format("02/01/2006") },
 		"isoTime":    func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+		"due":        func(s string) string { return citizen.DueDate(lang, s) }, // a message's due_date, as the citizen app shows it
 		"add":        func(a, b int) int { return a + b },
 		"pathEscape": url.PathEscape,
 		"join":       strings.Join,

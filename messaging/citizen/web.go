@@ -58,6 +58,7 @@ func (a *API) webRoutes() error {
 			"t":     func(key string, args ...any) string { return a.cat.T(l, key, args...) },
 			"asset": func(p string) string { return "/static/" + assets[p] + "/" + p },
 			"when":  func(t time.Time) string { return t.In(rome).Format("02/01/2006 15:04") },
+			"due":   func(s string) string { return DueDate(l, s) },
 			"euro":  func(cents int64) string { return fmt.Sprintf("%d,%02d", cents/100, cents%100) },
 		}
 		t, err := template.New("").Funcs(funcs).ParseFS(templates.FS, "citizen/*.html")
