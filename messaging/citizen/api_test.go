@@ -870,3 +870,33 @@ func TestLegacyBlocksSurviveTheSwitchToAuto(t *testing.T) {
 		t.Fatalf("MANUAL after LEGACY: %+v, want off", got)
 	}
 }
+
+// A known address with the wrong method is a 405 that lists the methods
+// it has; an unknown address stays a 404.
+func TestWrongMethodIs405WithAllow(t *testing.T) {
+	e := newEnv(t)
+	for _, c := range []struct{ method, path, allow string }{
+		{"POST", "/citizen/v1/profile", "GET, HEAD, PUT, DELETE"},
+		{"PATCH", "/citizen/v1/services/svc1/preferences", "GET, HEAD, PUT"},
+		{"GET", "/citizen/v1/email-validation-process", "POST"},
+		{"DELETE", "/citizen/v1/messages/01ABC/status", "PUT"},
+	} {
+		req, _ := http.NewRequest(c.method, e.srv.URL+c.path, nil)
+		req.Header.Set("Authorization", "Bearer "+IssueToken(testKey, person(1), e.clock.Now()))
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var p struct {
+			Type string `json:"type"`
+		}
+		_ = json.NewDecoder(res.Body).Decode(&p)
+		res.Body.Close()
+		if res.StatusCode != 405 || res.Header.Get("Allow") != c.allow || p.Type != "urn:sportello:citizen:problem:method" {
+			t.Errorf("%s %s: %d Allow %q %+v, want 405 Allow %q", c.method, c.path, res.StatusCode, res.Header.Get("Allow"), p, c.allow)
+		}
+	}
+	if code := e.call(person(1), "POST", "/citizen/v1/nothing-here", nil, nil); code != 404 {
+		t.Fatalf("unknown address: %d", code)
+	}
+}

@@ -161,9 +161,36 @@ func (a *API) routes() {
 	h("GET /citizen/v1/export", a.export)
 	h("POST /citizen/v1/email-validation-process", a.postEmailValidation)
 	a.mux.HandleFunc("GET /citizen/email-validation", a.confirmEmail)
-	a.mux.HandleFunc("/citizen/v1/", func(w http.ResponseWriter, r *http.Request) {
+	a.mux.HandleFunc(apiCatchAll, func(w http.ResponseWriter, r *http.Request) {
+		if allow := a.allowed(r); allow != "" {
+			w.Header().Set("Allow", allow)
+			a.problem(w, r, http.StatusMethodNotAllowed, "citizen.error.method")
+			return
+		}
 		a.problem(w, r, http.StatusNotFound, "citizen.error.not_found")
 	})
+}
+
+// apiCatchAll answers every /citizen/v1/ request no route takes. It
+// matches any method, so the mux never answers 405 by itself.
+const apiCatchAll = "/citizen/v1/"
+
+var apiMethods = []string{http.MethodGet, http.MethodPut, http.MethodPost, http.MethodDelete, http.MethodPatch}
+
+// allowed lists the methods a route has for r's path ("" when none: the
+// path is unknown), as the Allow header of a 405 says them.
+func (a *API) allowed(r *http.Request) string {
+	var out []string
+	for _, m := range apiMethods {
+		probe := &http.Request{Method: m, URL: r.URL, Host: r.Host, Header: http.Header{}}
+		if _, pattern := a.mux.Handler(probe); pattern != apiCatchAll && pattern != "" {
+			out = append(out, m)
+			if m == http.MethodGet {
+				out = append(out, http.MethodHead)
+			}
+		}
+	}
+	return strings.Join(out, ", ")
 }
 
 // authed resolves the citizen and refuses anything else with 401.
