@@ -900,3 +900,21 @@ func TestWrongMethodIs405WithAllow(t *testing.T) {
 		t.Fatalf("unknown address: %d", code)
 	}
 }
+
+// The authentication scheme is case-insensitive (RFC 7235).
+func TestBearerSchemeIsCaseInsensitive(t *testing.T) {
+	e := newEnv(t)
+	tok := IssueToken(testKey, person(15), e.clock.Now())
+	for h, want := range map[string]int{"Bearer " + tok: 200, "bearer " + tok: 200, "BEARER  " + tok: 200, "Basic " + tok: 401, "Bearer": 401, tok: 401} {
+		req, _ := http.NewRequest("GET", e.srv.URL+"/citizen/v1/services", nil)
+		req.Header.Set("Authorization", h)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != want {
+			t.Errorf("Authorization %.12q…: %d, want %d", h, res.StatusCode, want)
+		}
+	}
+}

@@ -76,10 +76,21 @@ type DevTokens struct {
 
 // Authenticate implements Identity.
 func (d DevTokens) Authenticate(r *http.Request) (string, error) {
-	h := r.Header.Get("Authorization")
-	tok, ok := strings.CutPrefix(h, "Bearer ")
+	tok, ok := bearer(r.Header.Get("Authorization"))
 	if !ok {
 		return "", ErrUnauthenticated
 	}
-	return VerifyToken(d.Key, strings.TrimSpace(tok), d.Now())
+	return VerifyToken(d.Key, tok, d.Now())
+}
+
+// bearer returns the token of an "Authorization: Bearer <token>" header.
+// The scheme is case-insensitive (RFC 7235 §2.1: "bearer", "BEARER" are
+// the same scheme) and may be followed by more than one space.
+func bearer(h string) (string, bool) {
+	scheme, tok, ok := strings.Cut(strings.TrimSpace(h), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	tok = strings.TrimSpace(tok)
+	return tok, tok != ""
 }
