@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -916,5 +917,51 @@ func TestBearerSchemeIsCaseInsensitive(t *testing.T) {
 		if res.StatusCode != want {
 			t.Errorf("Authorization %.12q…: %d, want %d", h, res.StatusCode, want)
 		}
+	}
+}
+
+// No token, an expired one and a forged one are three different answers:
+// a problem type and title each, and error="invalid_token" in the
+// challenge when a token came but is refused (RFC 6750).
+func TestExpiredAndForgedTokensAreToldApart(t *testing.T) {
+	e := newEnv(t)
+	fc := person(16)
+	good := IssueToken(testKey, fc, e.clock.Now())
+	forged := good[:strings.LastIndex(good, ".")] + IssueToken(testKey, person(17), e.clock.Now())[strings.LastIndex(good, "."):]
+	titles := map[string]bool{}
+	for _, c := range []struct {
+		name, header, typ, challenge string
+	}{
+		{"no token", "", "unauthenticated", `Bearer realm="citizen"`},
+		{"expired", "Bearer " + IssueToken(testKey, fc, e.clock.Now().Add(-25*time.Hour)), "token_expired", `error="invalid_token"`},
+		{"forged", "Bearer " + forged, "token_invalid", `error="invalid_token"`},
+		{"another key", "Bearer " + IssueToken([]byte("another key of thirty-two bytes!"), fc, e.clock.Now()), "token_invalid", `error="invalid_token"`},
+		{"garbage", "Bearer nonsense", "token_invalid", `error="invalid_token"`},
+	} {
+		req, _ := http.NewRequest("GET", e.srv.URL+"/citizen/v1/profile", nil)
+		if c.header != "" {
+			req.Header.Set("Authorization", c.header)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var p struct {
+			Type, Title string
+		}
+		_ = json.NewDecoder(res.Body).Decode(&p)
+		res.Body.Close()
+		ch := res.Header.Get("WWW-Authenticate")
+		if res.StatusCode != 401 || p.Type != "urn:sportello:citizen:problem:"+c.typ || !strings.Contains(ch, c.challenge) ||
+			(c.typ == "unauthenticated") == strings.Contains(ch, "invalid_token") {
+			t.Errorf("%s: %d %+v WWW-Authenticate %q, want type %s and %s", c.name, res.StatusCode, p, ch, c.typ, c.challenge)
+		}
+		titles[p.Type+p.Title] = true
+	}
+	if len(titles) != 3 {
+		t.Errorf("%d distinct problems, want 3: %v", len(titles), titles)
+	}
+	if _, err := VerifyToken(testKey, IssueToken(testKey, fc, e.clock.Now()), e.clock.Now().Add(25*time.Hour)); !errors.Is(err, ErrTokenExpired) || !errors.Is(err, ErrUnauthenticated) {
+		t.Fatalf("expired token: %v", err)
 	}
 }

@@ -199,12 +199,27 @@ func (a *API) authed(f func(w http.ResponseWriter, r *http.Request, fc string)) 
 		w.Header().Set("Cache-Control", "no-store")
 		fc, err := a.id.Authenticate(r)
 		if err != nil {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="citizen"`)
-			a.problem(w, r, http.StatusUnauthorized, "citizen.error.unauthenticated")
+			a.unauthorized(w, r, err)
 			return
 		}
 		f(w, r, fc)
 	})
+}
+
+// unauthorized answers 401 saying why: no credential at all (the
+// challenge alone, RFC 6750 §3), or a token that came but is expired or
+// not valid (error="invalid_token", and a problem of its own, so an app
+// knows to refresh a session rather than suspect a bug).
+func (a *API) unauthorized(w http.ResponseWriter, r *http.Request, err error) {
+	key, challenge := "citizen.error.unauthenticated", `Bearer realm="citizen"`
+	switch {
+	case errors.Is(err, ErrTokenExpired):
+		key, challenge = "citizen.error.token_expired", `Bearer realm="citizen", error="invalid_token", error_description="the token expired"`
+	case errors.Is(err, ErrTokenInvalid):
+		key, challenge = "citizen.error.token_invalid", `Bearer realm="citizen", error="invalid_token", error_description="the token is not valid"`
+	}
+	w.Header().Set("WWW-Authenticate", challenge)
+	a.problem(w, r, http.StatusUnauthorized, key)
 }
 
 // lang picks the response language from Accept-Language.

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -24,7 +25,16 @@ type Identity interface {
 }
 
 // ErrUnauthenticated means no valid credential came with the request.
-var ErrUnauthenticated = errors.New("citizen: not authenticated")
+// ErrTokenExpired and ErrTokenInvalid are kinds of it (errors.Is holds)
+// that say why a token that did come was refused.
+var (
+	ErrUnauthenticated = errors.New("citizen: not authenticated")
+	// ErrTokenExpired: a token this server signed, past its expiry.
+	ErrTokenExpired = fmt.Errorf("%w: token expired", ErrUnauthenticated)
+	// ErrTokenInvalid: not a token this server signed (malformed,
+	// altered, signed with another key) or not for a person.
+	ErrTokenInvalid = fmt.Errorf("%w: token not valid", ErrUnauthenticated)
+)
 
 var b64 = base64.RawURLEncoding
 
@@ -44,26 +54,31 @@ func tokenMAC(key []byte, payload string) []byte {
 }
 
 // VerifyToken checks signature and expiry and returns the fiscal code.
+// The signature is checked first: only a token this server signed can be
+// called expired (ErrTokenExpired); anything else is ErrTokenInvalid.
 func VerifyToken(key []byte, token string, now time.Time) (string, error) {
 	parts := strings.Split(token, ".")
 	if len(parts) != 3 || parts[0] != "v1" {
-		return "", ErrUnauthenticated
+		return "", ErrTokenInvalid
 	}
 	mac, err := b64.DecodeString(parts[2])
 	if err != nil || !hmac.Equal(mac, tokenMAC(key, parts[1])) {
-		return "", ErrUnauthenticated
+		return "", ErrTokenInvalid
 	}
 	raw, err := b64.DecodeString(parts[1])
 	if err != nil {
-		return "", ErrUnauthenticated
+		return "", ErrTokenInvalid
 	}
 	fc, exp, ok := strings.Cut(string(raw), "|")
 	if !ok {
-		return "", ErrUnauthenticated
+		return "", ErrTokenInvalid
 	}
 	e, err := strconv.ParseInt(exp, 10, 64)
-	if err != nil || !now.Before(time.Unix(e, 0)) || !fiscalcode.ValidPerson(fc) {
-		return "", ErrUnauthenticated
+	if err != nil || !fiscalcode.ValidPerson(fc) {
+		return "", ErrTokenInvalid
+	}
+	if !now.Before(time.Unix(e, 0)) {
+		return "", ErrTokenExpired
 	}
 	return fc, nil
 }
