@@ -965,3 +965,31 @@ func TestExpiredAndForgedTokensAreToldApart(t *testing.T) {
 		t.Fatalf("expired token: %v", err)
 	}
 }
+
+// A service's blocked channels must be a list: null is refused, on that
+// service's field, and nothing is stored.
+func TestBlockedChannelsNullIsRefused(t *testing.T) {
+	e := newEnv(t)
+	fc := person(18)
+	var prob struct {
+		Errors []fieldProblem `json:"errors"`
+	}
+	req, _ := http.NewRequest("PUT", e.srv.URL+"/citizen/v1/profile", strings.NewReader(`{"blocked_inbox_or_channels":{"svc1":null,"svc2":["EMAIL"]}}`))
+	req.Header.Set("Authorization", "Bearer "+IssueToken(testKey, fc, e.clock.Now()))
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = json.NewDecoder(res.Body).Decode(&prob)
+	res.Body.Close()
+	if res.StatusCode != 400 || len(prob.Errors) != 1 || prob.Errors[0].Field != "blocked_inbox_or_channels.svc1" {
+		t.Fatalf("null channels: %d %+v, want 400 on blocked_inbox_or_channels.svc1", res.StatusCode, prob.Errors)
+	}
+	if code := e.call(fc, "GET", "/citizen/v1/profile", nil, nil); code != 404 {
+		t.Fatalf("profile stored anyway: %d", code)
+	}
+	var p Profile
+	if code := e.call(fc, "PUT", "/citizen/v1/profile", map[string]any{"blocked_inbox_or_channels": map[string][]string{"svc1": {}}}, &p); code != 201 || p.BlockedInboxOrChannels["svc1"] == nil {
+		t.Fatalf("empty list: %d %+v", code, p.BlockedInboxOrChannels)
+	}
+}

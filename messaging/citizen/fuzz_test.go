@@ -23,7 +23,7 @@ func FuzzProfileUpdate(f *testing.F) {
 		`{"blocked_inbox_or_channels":{"svc_1":["EMAIL","INBOX","WEBHOOK"]}}`,
 		`{"blocked_inbox_or_channels":{"x":["SMS"]}}`, `{"email":"not an address"}`, `{"preferred_languages":["klingon"]}`,
 		`{"version":-1}`, `{"version":1e99}`, `{"accepted_tos_version":3}`, `{"email":"` + strings.Repeat("a", 300) + `@example.it"}`,
-		`{"emial":"typo@example.it"}`, `{}`, `[]`, `null`, ``, `{`, `{"email":null}`, `{"preferred_languages":null}`,
+		`{"emial":"typo@example.it"}`, `{}`, `[]`, `null`, ``, `{`, `{"email":null}`, `{"preferred_languages":null}`, `{"blocked_inbox_or_channels":{"svc":null}}`,
 		`{"email":"ànna@exämple.it"}`, `{"is_webhook_enabled":"yes"}`, `{} {}`,
 	} {
 		f.Add(s)

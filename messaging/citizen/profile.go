@@ -123,7 +123,11 @@ func (u *ProfileUpdate) validate() map[string]string {
 		bad["accepted_tos_version"] = "citizen.field.tos"
 	}
 	if u.BlockedInboxOrChannels != nil {
-		for _, chans := range *u.BlockedInboxOrChannels {
+		for svc, chans := range *u.BlockedInboxOrChannels {
+			if chans == nil {
+				// JSON null: a list is wanted ([] blocks nothing).
+				bad["blocked_inbox_or_channels."+svc] = "citizen.field.blocked_null"
+			}
 			for _, c := range chans {
 				if c != preferences.ChannelInbox && c != preferences.ChannelEmail && c != preferences.ChannelWebhook {
 					bad["blocked_inbox_or_channels"] = "citizen.field.blocked"
