@@ -993,3 +993,54 @@ func TestBlockedChannelsNullIsRefused(t *testing.T) {
 		t.Fatalf("empty list: %d %+v", code, p.BlockedInboxOrChannels)
 	}
 }
+
+// A service in test mode writes to its authorized test recipients; they
+// can read and set its preferences (turn it off) like any other's. Others
+// cannot see it, nor anyone a deleted service.
+func TestTestServicePreferences(t *testing.T) {
+	e := newEnv(t)
+	fc, stranger := person(19), person(20)
+	draft := e.service("Bozza", deliverytest.ServiceOpts{Draft: true})
+	hidden := e.service("Nascosto", deliverytest.ServiceOpts{Hidden: true})
+	gone := e.service("Chiuso", deliverytest.ServiceOpts{})
+	if _, err := e.db.W.Exec(`UPDATE services SET authorized_recipients = json_array(?) WHERE id = ?`, fc, draft.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.db.W.Exec(`UPDATE services SET deleted_at = ? WHERE id = ?`, e.clock.Now(), gone.ID); err != nil {
+		t.Fatal(err)
+	}
+	var p Profile
+	for _, who := range []string{fc, stranger} {
+		e.call(who, "PUT", "/citizen/v1/profile", map[string]any{"service_preferences_settings": map[string]string{"mode": "AUTO"}}, &p)
+	}
+	first := e.send(draft, fc, deliverytest.Message{Mode: "test"})
+	e.deliver()
+	if s := e.status(first); s != "PROCESSED" {
+		t.Fatalf("test message: %s", s)
+	}
+	path := "/citizen/v1/services/" + draft.PublicID + "/preferences"
+	var pref ServicePreference
+	if code := e.call(fc, "GET", path, nil, &pref); code != 200 || !pref.IsInboxEnabled {
+		t.Fatalf("test service's preferences for its recipient: %d %+v", code, pref)
+	}
+	off := map[string]any{"is_inbox_enabled": false, "is_email_enabled": false, "is_webhook_enabled": false, "settings_version": p.ServicePreferencesSettings.Version}
+	if code := e.call(fc, "PUT", path, off, nil); code != 200 {
+		t.Fatalf("turn the test service off: %d", code)
+	}
+	second := e.send(draft, fc, deliverytest.Message{Mode: "test"})
+	e.deliver()
+	if s := e.status(second); s != "REJECTED/SERVICE_NOT_ALLOWED" {
+		t.Fatalf("test message after turning the service off: %s", s)
+	}
+	if code := e.call(fc, "GET", "/citizen/v1/services/"+hidden.PublicID+"/preferences", nil, nil); code != 200 {
+		t.Fatalf("hidden approved service: %d", code)
+	}
+	for who, svc := range map[string]string{stranger: draft.PublicID, fc: gone.PublicID} {
+		if code := e.call(who, "GET", "/citizen/v1/services/"+svc+"/preferences", nil, nil); code != 404 {
+			t.Fatalf("service that cannot write to the citizen: %d", code)
+		}
+	}
+	if code := e.call(stranger, "PUT", path, off, nil); code != 404 {
+		t.Fatalf("PUT by a citizen the test service cannot write to: %d", code)
+	}
+}

@@ -67,6 +67,48 @@ func (a *API) visibleService(ctx context.Context, publicID string) (*serviceRow,
 	return &s, nil
 }
 
+// reachingService is a service that can write to the citizen: approved
+// (its live keys write to anyone; hidden or suspended ones too, since
+// they write or may write again), or not yet approved with the citizen
+// among its authorized test recipients (its test keys write to them, and
+// delivery applies the citizen's preferences as for any other). Deleted
+// services cannot write and are not found. The card is the one in force,
+// else the draft's.
+const reachingService = `SELECT s.id, s.public_id, s.require_secure_channels, s.max_payment_cents, COALESCE(v.card, '{}') AS card,
+		i.name AS org_name, i.fiscal_code AS org_code
+	FROM services s
+	LEFT JOIN service_versions v ON v.id = COALESCE(s.live_version_id, s.working_version_id)
+	JOIN institutions i ON i.id = s.institution_id
+	WHERE s.public_id = ? AND s.deleted_at IS NULL AND (s.live_version_id IS NOT NULL OR EXISTS (SELECT 1
+		FROM json_each(CASE WHEN json_valid(s.authorized_recipients) THEN s.authorized_recipients ELSE '[]' END)
+		WHERE value = ?))`
+
+// testServicesReaching lists the services not yet approved that have fc
+// among their authorized test recipients (they can write to fc, but are
+// not in the citizens' list), with their draft's card.
+func (a *API) testServicesReaching(ctx context.Context, fc string) ([]serviceRow, error) {
+	var rows []serviceRow
+	err := a.db.R.SelectContext(ctx, &rows, `SELECT s.id, s.public_id, s.require_secure_channels, s.max_payment_cents,
+			COALESCE(v.card, '{}') AS card, i.name AS org_name, i.fiscal_code AS org_code
+		FROM services s
+		LEFT JOIN service_versions v ON v.id = s.working_version_id
+		JOIN institutions i ON i.id = s.institution_id
+		WHERE s.deleted_at IS NULL AND s.live_version_id IS NULL AND EXISTS (SELECT 1
+			FROM json_each(CASE WHEN json_valid(s.authorized_recipients) THEN s.authorized_recipients ELSE '[]' END)
+			WHERE value = ?)
+		ORDER BY s.name COLLATE NOCASE, s.id`, fc)
+	return rows, err
+}
+
+// serviceReaching returns the service publicID if it can write to fc.
+func (a *API) serviceReaching(ctx context.Context, publicID, fc string) (*serviceRow, error) {
+	var s serviceRow
+	if err := a.db.R.GetContext(ctx, &s, reachingService, publicID, fc); err != nil {
+		return nil, db.NotFound(err)
+	}
+	return &s, nil
+}
+
 func (a *API) listServices(w http.ResponseWriter, r *http.Request, fc string) {
 	rows, err := a.visibleServices(r.Context())
 	if err != nil {
@@ -134,7 +176,10 @@ func effectivePreference(ctx context.Context, q sqlx.QueryerContext, p *profileR
 	return out, false, nil
 }
 
-// prefContext loads the profile and the visible service, answering 404s.
+// prefContext loads the profile and the service, answering 404s. Any
+// service that can write to the citizen has preferences, not only the
+// listed ones: a test service writes to its authorized recipients, who
+// must be able to turn it off.
 func (a *API) prefContext(w http.ResponseWriter, r *http.Request, fc string) (*profileRow, *serviceRow, bool) {
 	p, err := loadProfile(r.Context(), a.db.R, fc)
 	if errors.Is(err, db.ErrNotFound) {
@@ -145,7 +190,7 @@ func (a *API) prefContext(w http.ResponseWriter, r *http.Request, fc string) (*p
 		a.serverError(w, r, err)
 		return nil, nil, false
 	}
-	s, err := a.visibleService(r.Context(), r.PathValue("sid"))
+	s, err := a.serviceReaching(r.Context(), r.PathValue("sid"), fc)
 	if errors.Is(err, db.ErrNotFound) {
 		a.problem(w, r, http.StatusNotFound, "citizen.error.no_service")
 		return nil, nil, false

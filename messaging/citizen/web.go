@@ -201,6 +201,7 @@ func (a *API) logout(w http.ResponseWriter, r *http.Request) {
 
 type serviceToggle struct {
 	ID, Name, Org string
+	Test          bool // in test mode, writing to the citizen as an authorized test recipient
 	Pref          ServicePreference
 }
 
@@ -220,6 +221,13 @@ func (a *API) appPage(w http.ResponseWriter, r *http.Request, fc string) {
 			a.serverError(w, r, err)
 			return
 		}
+		tests, err := a.testServicesReaching(ctx, fc)
+		if err != nil {
+			a.serverError(w, r, err)
+			return
+		}
+		listed := len(rows)
+		rows = append(rows, tests...)
 		var toggles []serviceToggle
 		for i := range rows {
 			pref, _, err := effectivePreference(ctx, a.db.R, p, &rows[i])
@@ -227,7 +235,7 @@ func (a *API) appPage(w http.ResponseWriter, r *http.Request, fc string) {
 				a.serverError(w, r, err)
 				return
 			}
-			toggles = append(toggles, serviceToggle{ID: rows[i].PublicID, Name: rows[i].name(), Org: rows[i].OrgName, Pref: pref})
+			toggles = append(toggles, serviceToggle{ID: rows[i].PublicID, Name: rows[i].name(), Org: rows[i].OrgName, Test: i >= listed, Pref: pref})
 		}
 		data["Services"] = toggles
 	}

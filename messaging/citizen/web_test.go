@@ -169,3 +169,33 @@ func TestWebLanguageSwitch(t *testing.T) {
 		}
 	}
 }
+
+// The app lists a test service to its authorized test recipients, marked
+// as such, so they can switch it off.
+func TestDevWebListsTestServicesToTheirRecipients(t *testing.T) {
+	e := newEnv(t)
+	draft := e.service("Bozza in prova", deliverytest.ServiceOpts{Draft: true})
+	fc := person(21)
+	if _, err := e.db.W.Exec(`UPDATE services SET authorized_recipients = json_array(?) WHERE id = ?`, fc, draft.ID); err != nil {
+		t.Fatal(err)
+	}
+	for who, listed := range map[string]bool{fc: true, person(22): false} {
+		b := e.browser()
+		b.post("/citizen/login", url.Values{"fiscal_code": {who}})
+		b.post("/citizen/app/profile", url.Values{"mode": {"AUTO"}, "is_inbox_enabled": {"on"}})
+		_, body := b.get("/citizen/app")
+		if strings.Contains(body, "Bozza in prova") != listed || strings.Contains(body, "destinatari di test") != listed {
+			t.Fatalf("test service listed %v, want %v:\n%s", !listed, listed, body)
+		}
+		if !listed {
+			continue
+		}
+		if code, _ := b.post("/citizen/app/services/"+draft.PublicID, url.Values{"enable": {"0"}}); code != http.StatusSeeOther {
+			t.Fatalf("switch off: %d", code)
+		}
+		inbox := true
+		if err := e.db.R.Get(&inbox, `SELECT is_inbox_enabled FROM service_preferences WHERE fiscal_code = ? AND service_id = ?`, fc, draft.ID); err != nil || inbox {
+			t.Fatalf("test service still on (%v)", err)
+		}
+	}
+}
