@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// Migration 0028 gives back the blocks of citizens who switched from
+// Migration 0031 gives back the blocks of citizens who switched from
 // LEGACY to AUTO before the switch migrated them: a preference with the
 // blocked channels off for each blocked service, at version 1 only (one
 // change, LEGACY → AUTO), keeping any choice the citizen made since and

@@ -232,7 +232,7 @@ func (a *API) saveProfile(ctx context.Context, fc string, u ProfileUpdate) (*pro
 // (MigrateServicePreferenceFromLegacy): without it AUTO's default, every
 // channel on, would silently lift the blocks. Services the citizen never
 // blocked keep AUTO's default; an id that names no service is skipped.
-// Migration 0028 runs the same statement for profiles that switched
+// Migration 0031 runs the same statement for profiles that switched
 // before this existed.
 const legacyBlocksToPreferences = `INSERT INTO service_preferences (fiscal_code, service_id, is_inbox_enabled,
 		is_email_enabled, is_webhook_enabled, settings_version, updated_at)
