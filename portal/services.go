@@ -24,6 +24,7 @@ func init() {
 		inst.Handle("/services/{sid}/card", a.inst("services", "read", a.cardPage)).Methods("GET")
 		inst.Handle("/services/{sid}/card", a.inst("services", "write", a.saveCard)).Methods("POST")
 		inst.Handle("/services/{sid}/checklist", a.inst("services", "read", a.checklistPage)).Methods("GET")
+		inst.Handle("/services/{sid}/checklist", a.inst("services", "write", a.saveChecklist)).Methods("POST")
 		inst.Handle("/services/{sid}/checklist/{item}", a.inst("services", "write", a.saveChecklistItem)).Methods("POST")
 		inst.Handle("/services/{sid}/submit", a.inst("services", "submit", a.submitService)).Methods("POST")
 		inst.Handle("/services/{sid}/withdraw", a.inst("services", "submit", a.withdrawService)).Methods("POST")

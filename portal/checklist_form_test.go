@@ -1,0 +1,83 @@
+package portal
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"testing"
+)
+
+// allChecklist is the whole checklist page's form: every item's fields
+// under its id ("legal_basis.state"), as the page sends them.
+func allChecklist(answers map[string]url.Values) url.Values {
+	form := url.Values{}
+	for _, id := range []string{"legal_basis", "data_categories", "privacy_notice", "controller_dpo", "retention", "minimisation", "dpia", "staff", "dpa_terms"} {
+		form.Set(id+".state", "todo")
+		for k, vs := range answers[id] {
+			form[id+"."+k] = vs
+		}
+	}
+	return form
+}
+
+// The checklist is one form: a mistake in one item keeps what was typed in
+// all the others, stores nothing, and shows the error next to its control
+// (linked from the summary, aria-invalid, described by the error).
+func TestChecklistOneFormKeepsEverything(t *testing.T) {
+	e := newTestEnv(t)
+	admin, inst := e.registerInst(1, "a@comune.example.it")
+	sid := e.createService(admin, inst, "TARI")
+	base := fmt.Sprintf("/i/%d/services/%s", inst, sid)
+	if r := admin.post(base+"/card", validCard("TARI")); r.Status != http.StatusSeeOther {
+		t.Fatalf("card: %d %s", r.Status, snippet(r.Body))
+	}
+	answers := map[string]url.Values{}
+	for k, v := range checklistAnswers {
+		answers[k] = v
+	}
+	// The retention period is missing: the only mistake.
+	answers["retention"] = url.Values{"state": {"done"}}
+	r := admin.post(base+"/checklist", allChecklist(answers))
+	if r.Status != http.StatusUnprocessableEntity {
+		t.Fatalf("want 422, got %d %s", r.Status, snippet(r.Body))
+	}
+	mustContain(t, r,
+		`>D.Lgs. 82/2005, art. 64-bis</textarea>`, // other items keep what was typed
+		`value="rpd@comune.example.it"`,
+		`href="#f-retention-f_period"`,
+		`id="f-retention-f_period" name="retention.f_period" value="" aria-invalid="true" aria-describedby="f-retention-f_period-error"`,
+		`<p class="field-error" id="f-retention-f_period-error"><span class="visually-hidden">Errore: </span>`,
+		"Conservazione: Compila questo campo")
+	if n := e.count(`SELECT count(*) FROM audit_events WHERE action = 'service.checklist'`); n != 0 {
+		t.Fatalf("%d checklist answers stored from an invalid form", n)
+	}
+
+	answers["retention"] = checklistAnswers["retention"]
+	r = admin.post(base+"/checklist", allChecklist(answers))
+	if r.Status != http.StatusSeeOther {
+		t.Fatalf("save: %d %s", r.Status, snippet(r.Body))
+	}
+	mustContain(t, admin.follow(r), "9 punti salvati.", "checklist 9/9")
+	if n := e.count(`SELECT count(*) FROM audit_events WHERE action = 'service.checklist'`); n != 9 {
+		t.Fatalf("%d checklist events, want 9", n)
+	}
+	// Saving again without changes records nothing.
+	r = admin.post(base+"/checklist", allChecklist(answers))
+	mustContain(t, admin.follow(r), "Nessuna modifica da salvare.")
+	if n := e.count(`SELECT count(*) FROM audit_events WHERE action = 'service.checklist'`); n != 9 {
+		t.Fatalf("%d checklist events after an unchanged save, want 9", n)
+	}
+}
+
+// The justification hint speaks of "Non applicabile" only where it can be
+// chosen.
+func TestChecklistJustificationHint(t *testing.T) {
+	e := newTestEnv(t)
+	admin, inst := e.registerInst(1, "a@comune.example.it")
+	sid := e.createService(admin, inst, "TARI")
+	r := admin.get(fmt.Sprintf("/i/%d/services/%s/checklist", inst, sid))
+	mustContain(t, r,
+		`<p class="hint" id="f-legal_basis-justification-hint">Facoltativa`,
+		`<p class="hint" id="f-minimisation-justification-hint">Obbligatoria se scegli «Non applicabile».`,
+		`<p class="hint" id="f-dpia-justification-hint">Obbligatoria se scegli «Non applicabile» o se la DPIA non è necessaria.`)
+}
