@@ -43,6 +43,8 @@ const fixturePage = `<!doctype html>
 <button type="submit" class="btn btn-danger" id="del">Elimina</button></form>
 <form method="post" action="/done" id="key-form">
 <button type="submit" class="btn btn-danger" id="revoke" name="what" value="revoke" data-confirm="Vuoi revocare la chiave?">Revoca</button></form>
+<form method="post" action="/slow" id="once-form">
+<button type="submit" class="btn" id="once" name="what" value="create">Crea il servizio</button></form>
 <form method="get" action="/done" id="filter-form">
 <label for="f-period">Periodo</label>
 <select id="f-period" name="period" data-autosubmit><option value="7">7 giorni</option><option value="30">30 giorni</option></select>
@@ -53,6 +55,9 @@ const fixturePage = `<!doctype html>
 <tbody><tr><td>RSSMRA80A01H501U</td><td>Promemoria per il rinnovo della carta d'identità elettronica</td><td>consegnato</td><td>25/11/2026 06:37</td><td>25/11/2026 07:12</td></tr></tbody>
 </table></div>
 </main></body></html>`
+
+// slowPosts counts the posts of the fixture's slow form.
+var slowPosts atomic.Int32
 
 func startFixture(t *testing.T) (url string, posts *atomic.Int32) {
 	t.Helper()
@@ -70,6 +75,13 @@ func startFixture(t *testing.T) (url string, posts *atomic.Int32) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		fmt.Fprintf(w, `<!doctype html><html lang="it"><head><title>Fatto</title></head><body><main><h1>Fatto: %s %s</h1></main></body></html>`,
 			r.Method, r.URL.Query().Get("period"))
+	})
+	mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
+		slowPosts.Add(1)
+		what := r.FormValue("what")
+		time.Sleep(800 * time.Millisecond) // a slow save: time for a second click
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprintf(w, `<!doctype html><html lang="it"><head><title>Fatto</title></head><body><main><h1>Salvato: %s</h1></main></body></html>`, what)
 	})
 	// The portal's CSP: app.js must work without inline script or style.
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -149,6 +161,28 @@ func TestAppJS(t *testing.T) {
 		p.click("#revoke").heading("Fatto: POST")
 		if n := posts.Load(); n != 1 {
 			t.Errorf("after saying yes, %d forms were sent, want 1", n)
+		}
+	})
+
+	t.Run("a double click sends the form once", func(t *testing.T) {
+		p.open("/fixture")
+		slowPosts.Store(0)
+		eval[bool](p, `(() => {
+		  const b = document.getElementById('once');
+		  b.click();
+		  setTimeout(() => b.click(), 150);
+		  setTimeout(() => b.click(), 400);
+		  return true;
+		})()`)
+		// Wait for the answer page (and a little more, for late copies).
+		deadline := time.Now().Add(8 * time.Second)
+		for !strings.HasPrefix(p.location(), "/slow") && time.Now().Before(deadline) {
+			time.Sleep(100 * time.Millisecond)
+		}
+		time.Sleep(1500 * time.Millisecond)
+		p.heading("Salvato: create") // the pressed button's value went with the form
+		if n := slowPosts.Load(); n != 1 {
+			t.Errorf("three clicks sent the form %d times, want 1", n)
 		}
 	})
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"sync"
 	"testing"
 )
 
@@ -80,4 +81,29 @@ func TestChecklistJustificationHint(t *testing.T) {
 		`<p class="hint" id="f-legal_basis-justification-hint">Facoltativa`,
 		`<p class="hint" id="f-minimisation-justification-hint">Obbligatoria se scegli «Non applicabile».`,
 		`<p class="hint" id="f-dpia-justification-hint">Obbligatoria se scegli «Non applicabile» o se la DPIA non è necessaria.`)
+}
+
+// A double click on "Crea il servizio" (two requests at once) makes one
+// service; the second request gets a field error.
+func TestCreateServiceTwiceAtOnce(t *testing.T) {
+	e := newTestEnv(t)
+	admin, inst := e.registerInst(1, "a@comune.example.it")
+	var wg sync.WaitGroup
+	statuses := make([]int, 4)
+	for i := range statuses {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			statuses[i] = admin.post(fmt.Sprintf("/i/%d/services", inst), url.Values{"name": {"Mensa scolastica"}, "scope": {"LOCAL"}}).Status
+		}()
+	}
+	wg.Wait()
+	if n := e.count(`SELECT count(*) FROM services WHERE name = 'Mensa scolastica'`); n != 1 {
+		t.Fatalf("%d services from one double click (statuses %v), want 1", n, statuses)
+	}
+	r := admin.post(fmt.Sprintf("/i/%d/services", inst), url.Values{"name": {"MENSA scolastica"}, "scope": {"LOCAL"}})
+	if r.Status != http.StatusUnprocessableEntity {
+		t.Fatalf("same name again: %d, want 422", r.Status)
+	}
+	mustContain(t, r, `aria-invalid="true"`, "Il tuo ente ha già un servizio in preparazione chiamato «MENSA scolastica»")
 }

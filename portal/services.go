@@ -104,6 +104,18 @@ func (a *App) createService(w http.ResponseWriter, r *http.Request) {
 	s := &Service{PublicID: newPublicID(), InstitutionID: iid, Name: card.Name}
 	var pair keys.Pair
 	err := a.writeTx(ctx, func(tx *sqlx.Tx) error {
+		// A double click, a second tab or a repeated request must not make
+		// two services: another one not yet approved with this name is
+		// refused (checked inside the write transaction, so two requests at
+		// once cannot both pass).
+		var dup int
+		if err := tx.GetContext(ctx, &dup, `SELECT count(*) FROM services WHERE institution_id = ? AND deleted_at IS NULL
+			AND live_version_id IS NULL AND lower(name) = lower(?)`, iid, card.Name); err != nil {
+			return err
+		}
+		if dup > 0 {
+			return errDuplicateDraft
+		}
 		now := a.now()
 		res, err := tx.ExecContext(ctx, `INSERT INTO services (public_id, institution_id, name, created_at, created_by) VALUES (?, ?, ?, ?, ?)`,
 			s.PublicID, iid, s.Name, now, v.User.ID)
@@ -128,7 +140,11 @@ func (a *App) createService(w http.ResponseWriter, r *http.Request) {
 		}
 		return a.keyAudit(ctx, tx, r, s, "key.create_test", keys.Display(pair.Primary)+" "+keys.Display(pair.Secondary))
 	})
-	if err != nil {
+	if errors.Is(err, errDuplicateDraft) {
+		f.Fail("name", a.T(r, "services.new.duplicate", card.Name))
+		a.render(w, r, http.StatusUnprocessableEntity, "service_new", &Page{Title: a.T(r, "services.new.title"), Section: "services", Form: f})
+		return
+	} else if err != nil {
 		a.serverError(w, r, err)
 		return
 	}

@@ -319,8 +319,10 @@ func TestDuplicateNameRefusedAtApproval(t *testing.T) {
 	admin, inst := e.registerInst(1, "a@comune.example.it")
 	pa := e.platformAdmin("root@sportello.example.it")
 	var sids []string
-	for _, name := range []string{"TARI", "tari"} {
-		sid := e.createService(admin, inst, name)
+	for i, name := range []string{"TARI", "tari"} {
+		// Created under different names (a second draft with the same
+		// name is refused at creation), then renamed on the card.
+		sid := e.createService(admin, inst, fmt.Sprintf("Servizio %d", i))
 		admin.post(fmt.Sprintf("/i/%d/services/%s/card", inst, sid), validCard(name))
 		e.completeChecklist(admin, inst, sid)
 		if r := admin.post(fmt.Sprintf("/i/%d/services/%s/submit", inst, sid), nil); r.Status != http.StatusSeeOther {

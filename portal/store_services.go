@@ -249,6 +249,7 @@ var (
 	errSubmitted        = errors.New("the version is under review")
 	errChangedMeanwhile = errors.New("the version changed since it was checked")
 	errDuplicateName    = errors.New("another live service of the institution has this name")
+	errDuplicateDraft   = errors.New("another service of the institution not yet approved has this name")
 )
 
 // liveNameTaken reports whether another live service of the institution

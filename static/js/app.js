@@ -11,6 +11,10 @@
 //     data-preview-empty="…"      text shown in the target when the input is empty
 //   data-autosubmit               on a select: submit its form on change
 //
+// A form that posts is sent once: while it is on its way, further submits
+// are ignored and its buttons show as busy (aria-disabled, not disabled,
+// so the pressed button's name and value still go with the form).
+//
 // Tables in .table-wrap, charts in .chart-scroll and <pre> blocks that
 // scroll sideways get a tab stop.
 (function () {
@@ -27,6 +31,32 @@
     if (msg && !window.confirm(msg)) {
       e.preventDefault();
     }
+  });
+  // Registered after the confirmation above: a submit the person called
+  // off leaves the form free.
+  document.addEventListener('submit', function (e) {
+    var form = e.target;
+    if (e.defaultPrevented || (form.getAttribute('method') || '').toLowerCase() !== 'post') { return; }
+    if (form.hasAttribute('data-submitting')) {
+      e.preventDefault();
+      return;
+    }
+    form.setAttribute('data-submitting', '');
+    var buttons = form.querySelectorAll('button[type="submit"], button:not([type]), input[type="submit"]');
+    Array.prototype.forEach.call(buttons, function (b) { b.setAttribute('aria-disabled', 'true'); });
+    // A response that does not leave the page (a download, a stopped
+    // request) must not lock the form for good.
+    window.setTimeout(function () { release(form); }, 10000);
+  });
+  function release(form) {
+    form.removeAttribute('data-submitting');
+    var buttons = form.querySelectorAll('[aria-disabled="true"]');
+    Array.prototype.forEach.call(buttons, function (b) { b.removeAttribute('aria-disabled'); });
+  }
+  // Back to a page kept in the browser's cache: its forms are free again.
+  window.addEventListener('pageshow', function (e) {
+    if (!e.persisted) { return; }
+    Array.prototype.forEach.call(document.querySelectorAll('form[data-submitting]'), release);
   });
   document.addEventListener('click', function (e) {
     var link = e.target.closest && e.target.closest('a[data-confirm]');
