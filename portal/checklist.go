@@ -22,6 +22,8 @@ type checklistItemView struct {
 	State  servicecard.ItemState
 	Form   *Form // values and errors of this item (field names without the item prefix)
 	Checks map[string]bool
+	// Answers are the extra fields in words (review page).
+	Answers []labelValue
 }
 
 func (a *App) checklistPage(w http.ResponseWriter, r *http.Request) {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -106,4 +107,29 @@ func TestCreateServiceTwiceAtOnce(t *testing.T) {
 		t.Fatalf("same name again: %d, want 422", r.Status)
 	}
 	mustContain(t, r, `aria-invalid="true"`, "Il tuo ente ha già un servizio in preparazione chiamato «MENSA scolastica»")
+}
+
+// The review page shows values in words, not codes.
+func TestReviewPageInWords(t *testing.T) {
+	e := newTestEnv(t)
+	admin, inst := e.registerInst(1, "a@comune.example.it")
+	sid := e.createService(admin, inst, "TARI")
+	base := fmt.Sprintf("/i/%d/services/%s", inst, sid)
+	admin.post(base+"/card", validCard("TARI"))
+	e.completeChecklist(admin, inst, sid)
+	if r := admin.post(base+"/submit", nil); r.Status != http.StatusSeeOther {
+		t.Fatalf("submit: %d %s", r.Status, snippet(r.Body))
+	}
+	pa := e.platformAdmin("root@sportello.example.it")
+	r := pa.get("/admin/reviews/" + sid)
+	mustContain(t, r, "<td>Locale</td>", "<td>Tributi</td>", "<td>No</td>",
+		"Base giuridica:</span> Compito di interesse pubblico (lett. e)",
+		"Categorie di dati:</span> Dati identificativi, Dati di pagamento",
+		"Esito:</span> Non necessaria",
+		"Accetto i termini sul trattamento dei dati della piattaforma:</span> Sì")
+	for _, code := range []string{">LOCAL<", ">taxes<", "public_task", "not_required", "accepted:", "basis:"} {
+		if strings.Contains(r.Body, code) {
+			t.Errorf("the review page shows the code %q", code)
+		}
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -105,6 +106,59 @@ type diffRow struct {
 	Changed         bool
 }
 
+// cardText is a card field's value as a reviewer reads it: coded values
+// (scope, topic, the secure-channels flag) in words.
+func (a *App) cardText(r *http.Request, field, v string) string {
+	switch field {
+	case "scope", "topic":
+		if v != "" {
+			return a.T(r, field+"."+v)
+		}
+	case "require_secure_channels":
+		if v != "" {
+			return a.T(r, "review.yes")
+		}
+		return a.T(r, "review.no")
+	}
+	return v
+}
+
+// labelValue is one answer of a checklist item, in words.
+type labelValue struct{ Label, Value string }
+
+// checklistAnswers lists an item's extra fields with their labels and
+// values in words (options translated, the acceptance box as yes/no).
+func (a *App) checklistAnswers(r *http.Request, def servicecard.ItemDef, st servicecard.ItemState) []labelValue {
+	var out []labelValue
+	for _, fld := range def.Fields {
+		v, ok := st.Fields[fld.Name]
+		if !ok && fld.Kind != "accept" {
+			continue
+		}
+		switch fld.Kind {
+		case "select":
+			v = a.T(r, "checklist.opt."+v)
+		case "checks":
+			var words []string
+			for _, c := range strings.Split(v, ",") {
+				words = append(words, a.T(r, "checklist.opt."+c))
+			}
+			v = strings.Join(words, ", ")
+		case "accept":
+			if !ok {
+				if st.State == servicecard.Todo {
+					continue
+				}
+				v = a.T(r, "review.no")
+			} else {
+				v = a.T(r, "review.yes")
+			}
+		}
+		out = append(out, labelValue{Label: a.T(r, "checklist."+def.ID+"."+fld.Name), Value: v})
+	}
+	return out
+}
+
 func (a *App) reviewPage(w http.ResponseWriter, r *http.Request) {
 	a.renderReview(w, r, http.StatusOK, emptyForm())
 }
@@ -122,11 +176,14 @@ func (a *App) renderReview(w http.ResponseWriter, r *http.Request, status int, f
 	cur := sc.Current()
 	var diff []diffRow
 	for _, field := range servicecard.Fields {
-		row := diffRow{Field: field, New: cur.Card.Value(field)}
+		newV, oldV := cur.Card.Value(field), ""
 		if sc.Live != nil {
-			row.Old = sc.Live.Card.Value(field)
+			oldV = sc.Live.Card.Value(field)
 		}
-		row.Changed = sc.Live != nil && row.Old != row.New
+		row := diffRow{Field: field, New: a.cardText(r, field, newV), Changed: sc.Live != nil && oldV != newV}
+		if sc.Live != nil {
+			row.Old = a.cardText(r, field, oldV)
+		}
 		diff = append(diff, row)
 	}
 	var others []Service
@@ -141,7 +198,8 @@ func (a *App) renderReview(w http.ResponseWriter, r *http.Request, status int, f
 	}
 	var items []checklistItemView
 	for _, def := range servicecard.Items {
-		items = append(items, checklistItemView{Def: def, State: cur.Checklist.Get(def.ID)})
+		st := cur.Checklist.Get(def.ID)
+		items = append(items, checklistItemView{Def: def, State: st, Answers: a.checklistAnswers(r, def, st)})
 	}
 	a.render(w, r, status, "review", &Page{Title: a.T(r, "review.title", sc.Service.Name), Section: "reviews", Platform: true, Form: f,
 		Data: map[string]any{"S": sv, "Inst": inst, "Diff": diff, "Others": others, "Items": items, "Reviewed": reviewed,
