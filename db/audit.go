@@ -37,6 +37,7 @@ func Audit(ctx context.Context, ex sqlx.ExecerContext, ev AuditEvent) error {
 type AuditFilter struct {
 	InstitutionID *int64
 	Action        string // prefix match: "member" matches "member.invite"
+	ActionExact   bool   // Action is a whole code: "login" does not match "login.failed"
 	Actor         string // substring match
 	BeforeID      int64  // pagination: events with id < BeforeID
 	Limit         int
@@ -51,7 +52,10 @@ func (d *DB) AuditEvents(ctx context.Context, f AuditFilter) ([]AuditEvent, erro
 		q += ` AND institution_id = ?`
 		args = append(args, *f.InstitutionID)
 	}
-	if f.Action != "" {
+	if f.Action != "" && f.ActionExact {
+		q += ` AND action = ?`
+		args = append(args, f.Action)
+	} else if f.Action != "" {
 		q += ` AND action LIKE ? ESCAPE '\'`
 		args = append(args, likeEscape(f.Action)+"%")
 	}

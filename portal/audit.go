@@ -17,7 +17,8 @@ const auditPageSize = 50
 func auditFilterFrom(r *http.Request) db.AuditFilter {
 	q := r.URL.Query()
 	before, _ := strconv.ParseInt(q.Get("before"), 10, 64)
-	return db.AuditFilter{Action: q.Get("action"), Actor: q.Get("actor"), BeforeID: before, Limit: auditPageSize + 1}
+	action := q.Get("action")
+	return db.AuditFilter{Action: action, ActionExact: knownAuditAction(action), Actor: q.Get("actor"), BeforeID: before, Limit: auditPageSize + 1}
 }
 
 // auditPage lists events newest first, with "older" pagination by id.
@@ -42,7 +43,35 @@ func (a *App) auditPage(w http.ResponseWriter, r *http.Request, f db.AuditFilter
 	if len(q) > 0 {
 		csvLink += "?" + q.Encode()
 	}
-	page.Data = map[string]any{"Events": evs, "Older": older, "Action": f.Action, "Actor": f.Actor, "CSV": csvLink}
+	olderLink := ""
+	if older > 0 {
+		oq := url.Values{}
+		for k, v := range q {
+			oq[k] = v
+		}
+		oq.Set("before", strconv.FormatInt(older, 10))
+		olderLink = r.URL.Path + "?" + oq.Encode()
+	}
+	// The console's institution filter: kept by the form and the older
+	// link, and said on the page with a way out.
+	var inst map[string]any
+	if page.Platform && f.InstitutionID != nil {
+		var name string
+		_ = a.DB.R.GetContext(r.Context(), &name, `SELECT name FROM institutions WHERE id = ?`, *f.InstitutionID)
+		clear := url.Values{}
+		for k, v := range q {
+			if k != "institution" {
+				clear[k] = v
+			}
+		}
+		all := r.URL.Path
+		if len(clear) > 0 {
+			all += "?" + clear.Encode()
+		}
+		inst = map[string]any{"ID": *f.InstitutionID, "Name": name, "All": all}
+	}
+	page.Data = map[string]any{"Events": a.auditRows(r, evs), "Older": olderLink, "Action": f.Action, "Actor": f.Actor, "CSV": csvLink,
+		"Actions": a.auditActionOptions(r, f.Action), "Inst": inst}
 	a.render(w, r, http.StatusOK, "audit", page)
 }
 
