@@ -15,7 +15,7 @@ var auditActions = []string{
 	"login", "login.failed", "logout", "password.change", "password.reset.request", "password.reset", "sessions.end_all",
 	"institution.register", "institution.update", "institution.suspend", "institution.reactivate",
 	"member.invite", "member.invite.revoke", "member.join", "member.role", "member.remove",
-	"service.create", "service.card", "service.checklist", "service.edit", "service.discard", "service.submit", "service.withdraw",
+	"service.create", "service.card", "service.settings", "service.checklist", "service.edit", "service.discard", "service.submit", "service.withdraw",
 	"service.approve", "service.reject", "service.suspend", "service.reactivate", "service.limits", "service.delete",
 	"key.create_test", "key.create_live", "key.regenerate", "key.revoke",
 	"admin.create", "demo.seed",

@@ -133,3 +133,100 @@ func TestReviewPageInWords(t *testing.T) {
 		}
 	}
 }
+
+// approveService takes a new service through card, checklist, submission
+// and approval.
+func (e *testEnv) approveService(admin *client, inst int64, name string) (sid string, pa *client) {
+	e.t.Helper()
+	sid = e.createService(admin, inst, name)
+	base := fmt.Sprintf("/i/%d/services/%s", inst, sid)
+	admin.post(base+"/card", validCard(name))
+	e.completeChecklist(admin, inst, sid)
+	admin.post(base+"/submit", nil)
+	pa = e.platformAdmin("root@sportello.example.it")
+	if r := pa.decide(sid, "approve", nil); r.Status != http.StatusSeeOther {
+		e.t.Fatalf("approve: %d %s", r.Status, snippet(r.Body))
+	}
+	return sid, pa
+}
+
+// Saving an unchanged card of an approved service opens no version; a
+// draft of an approved service can be discarded (audited), the version in
+// force stays.
+func TestUnchangedCardAndDiscard(t *testing.T) {
+	e := newTestEnv(t)
+	admin, inst := e.registerInst(1, "a@comune.example.it")
+	sid, _ := e.approveService(admin, inst, "TARI")
+	base := fmt.Sprintf("/i/%d/services/%s", inst, sid)
+	r := admin.post(base+"/card", validCard("TARI"))
+	mustContain(t, admin.follow(r), "Nessuna modifica da salvare.")
+	if got := e.versionStates(sid); got != "1:approved" {
+		t.Fatalf("an unchanged save left versions %s", got)
+	}
+	// A change of technical settings alone opens no version either.
+	settings := validCard("TARI")
+	settings.Set("recipients", "RSSMRA85T10A562S\nRSSMRA80A01H501U")
+	r = admin.post(base+"/card", settings)
+	mustContain(t, admin.follow(r), "Impostazioni tecniche salvate")
+	if got := e.versionStates(sid); got != "1:approved" {
+		t.Fatalf("a settings change left versions %s", got)
+	}
+
+	changed := validCard("TARI rifiuti")
+	admin.post(base+"/card", changed)
+	if got := e.versionStates(sid); got != "1:approved 2:draft" {
+		t.Fatalf("states %s", got)
+	}
+	mustContain(t, admin.get(base), "Annulla le modifiche")
+	r = admin.post(base+"/discard", nil)
+	mustContain(t, admin.follow(r), "Modifiche annullate: resta in vigore la versione 1.")
+	if got := e.versionStates(sid); got != "1:approved 2:superseded" {
+		t.Fatalf("after discard: %s", got)
+	}
+	if n := e.count(`SELECT count(*) FROM services WHERE public_id = ? AND name = 'TARI' AND working_version_id IS NULL`, sid); n != 1 {
+		t.Fatal("the service does not show the version in force after discard")
+	}
+	if n := e.count(`SELECT count(*) FROM audit_events WHERE action = 'service.discard'`); n != 1 {
+		t.Fatal("discard not audited")
+	}
+}
+
+// Under review the card's fields are read-only and the technical settings
+// can be saved.
+func TestUnderReviewSettingsOnly(t *testing.T) {
+	e := newTestEnv(t)
+	admin, inst := e.registerInst(1, "a@comune.example.it")
+	sid := e.createService(admin, inst, "TARI")
+	base := fmt.Sprintf("/i/%d/services/%s", inst, sid)
+	admin.post(base+"/card", validCard("TARI"))
+	e.completeChecklist(admin, inst, sid)
+	admin.post(base+"/submit", nil)
+	page := admin.get(base + "/card")
+	mustContain(t, page, "<fieldset disabled>", "Salva le impostazioni tecniche")
+	r := admin.post(base+"/card", url.Values{"recipients": {"RSSMRA80A01H501U"}, "cidrs": {"192.0.2.0/24"}})
+	mustContain(t, admin.follow(r), "Impostazioni tecniche salvate")
+	if n := e.count(`SELECT count(*) FROM services WHERE public_id = ? AND authorized_cidrs LIKE '%192.0.2.0/24%' AND authorized_recipients LIKE '%RSSMRA80A01H501U%'`, sid); n != 1 {
+		t.Fatal("technical settings not saved under review")
+	}
+	if got := e.versionStates(sid); got != "1:submitted" {
+		t.Fatalf("states %s", got)
+	}
+}
+
+// The card marks what the review needs, and its error summary follows
+// the form's order.
+func TestCardNeededAndErrorOrder(t *testing.T) {
+	e := newTestEnv(t)
+	admin, inst := e.registerInst(1, "a@comune.example.it")
+	sid := e.createService(admin, inst, "TARI")
+	base := fmt.Sprintf("/i/%d/services/%s", inst, sid)
+	mustContain(t, admin.get(base+"/card"), `Informativa privacy (link) <span class="req">(necessario per la revisione)</span>`)
+	bad := validCard("TARI")
+	bad.Set("email", "non-una-email")
+	bad.Set("privacy_url", "www.senza-schema.it")
+	r := admin.post(base+"/card", bad)
+	i, j := strings.Index(r.Body, `href="#f-email"`), strings.Index(r.Body, `href="#f-privacy_url"`)
+	if i < 0 || j < 0 || i > j {
+		t.Errorf("summary order: email at %d, privacy at %d (the form has email first)", i, j)
+	}
+}

@@ -11,6 +11,7 @@ import (
 type FieldView struct {
 	Name, Label, Type, Value, Error string
 	Required                        bool
+	Needed                          bool // not required to save, but to send for review
 	Auto, InputMode, Max, Hint      string
 	Described                       string // ids for aria-describedby
 	Rows                            int
@@ -38,6 +39,8 @@ func fieldFunc(c *i18n.Catalog, lang string) func(f *Form, name, labelKey string
 				v.Type = val
 			case "required":
 				v.Required = true
+			case "needed":
+				v.Needed = true
 			case "auto":
 				v.Auto = val
 			case "inputmode":

@@ -28,6 +28,7 @@ func init() {
 		inst.Handle("/services/{sid}/checklist/{item}", a.inst("services", "write", a.saveChecklistItem)).Methods("POST")
 		inst.Handle("/services/{sid}/submit", a.inst("services", "submit", a.submitService)).Methods("POST")
 		inst.Handle("/services/{sid}/withdraw", a.inst("services", "submit", a.withdrawService)).Methods("POST")
+		inst.Handle("/services/{sid}/discard", a.inst("services", "write", a.discardDraft)).Methods("POST")
 		inst.Handle("/services/{sid}/delete", a.inst("services", "delete", a.deleteService)).Methods("POST")
 	})
 	dashboardSections = append(dashboardSections, servicesDashboard)
@@ -249,6 +250,16 @@ func (a *App) saveCard(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f := newForm(r)
+	submitted := sc.Working != nil && sc.Working.State == "submitted"
+	if submitted {
+		// Under review the card's fields are read-only (not sent); only
+		// the technical settings can change. The page shows the card as
+		// it is under review.
+		shown := cardForm(&sc.Current().Card, sc.Service)
+		shown.Values.Set("recipients", f.Values.Get("recipients"))
+		shown.Values.Set("cidrs", f.Values.Get("cidrs"))
+		f = shown
+	}
 	card, problems := servicecard.Parse(f.Get)
 	for field, p := range problems {
 		f.Fail(field, a.T(r, p.Key, p.Args...))
@@ -263,11 +274,25 @@ func (a *App) saveCard(w http.ResponseWriter, r *http.Request) {
 	if len(bad) > 0 {
 		f.Fail("cidrs", a.T(r, "card.cidrs.bad", strings.Join(bad, ", ")))
 	}
-	if sc.Working != nil && sc.Working.State == "submitted" {
-		f.Fail("name", a.T(r, "services.under_review"))
-	}
 	if !f.Valid() {
 		a.renderCard(w, r, http.StatusUnprocessableEntity, sc, f)
+		return
+	}
+	if submitted {
+		a.saveRuntimeSettings(w, r, sc, recipients, cidrs)
+		return
+	}
+	// Nothing changed on the card: no version is opened (on an approved
+	// service an unchanged save would leave a draft to review); the
+	// runtime settings are stored if they changed.
+	cur := sc.Current()
+	if cur.Checklist.ForcesSecure() {
+		card.RequireSecureChannels = true
+	}
+	newJSON, _ := json.Marshal(card)
+	curJSON, _ := json.Marshal(cur.Card)
+	if string(newJSON) == string(curJSON) {
+		a.saveRuntimeSettings(w, r, sc, recipients, cidrs)
 		return
 	}
 	err := a.writeTx(ctx, func(tx *sqlx.Tx) error {
@@ -308,6 +333,77 @@ func (a *App) saveCard(w http.ResponseWriter, r *http.Request) {
 		a.flash(w, r, "success", "card.saved")
 	}
 	http.Redirect(w, r, fmt.Sprintf("/i/%d/services/%s/card", sc.Service.InstitutionID, sc.Service.PublicID), http.StatusSeeOther)
+}
+
+// saveRuntimeSettings stores the authorized test fiscal codes and networks
+// alone: they apply at once, need no review, and open no version.
+func (a *App) saveRuntimeSettings(w http.ResponseWriter, r *http.Request, sc *serviceCtx, recipients, cidrs []string) {
+	ctx := r.Context()
+	back := fmt.Sprintf("/i/%d/services/%s/card", sc.Service.InstitutionID, sc.Service.PublicID)
+	if strings.Join(recipients, "\n") == strings.Join(sc.Service.Recipients(), "\n") && strings.Join(cidrs, "\n") == strings.Join(sc.Service.CIDRs(), "\n") {
+		a.flash(w, r, "info", "card.unchanged")
+		http.Redirect(w, r, back, http.StatusSeeOther)
+		return
+	}
+	rj, _ := json.Marshal(nonNil(recipients))
+	cj, _ := json.Marshal(nonNil(cidrs))
+	err := a.writeTx(ctx, func(tx *sqlx.Tx) error {
+		if _, err := tx.ExecContext(ctx, `UPDATE services SET authorized_recipients = ?, authorized_cidrs = ? WHERE id = ? AND institution_id = ?`,
+			string(rj), string(cj), sc.Service.ID, sc.Service.InstitutionID); err != nil {
+			return err
+		}
+		v := viewerOf(r)
+		return db.Audit(ctx, tx, db.AuditEvent{ActorUserID: &v.User.ID, Actor: v.User.Email, InstitutionID: &sc.Service.InstitutionID,
+			Action: "service.settings", Target: sc.Service.Name + " (" + sc.Service.PublicID + ")",
+			Detail: fmt.Sprintf("recipients %d, networks %d", len(recipients), len(cidrs)), ClientIP: a.Resolver.String(r)})
+	})
+	if err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	a.serviceChanged(sc.Service.ID)
+	a.flash(w, r, "success", "card.settings_saved")
+	http.Redirect(w, r, back, http.StatusSeeOther)
+}
+
+// discardDraft drops the open draft of an approved service: the version
+// in force stays, as if the edit had never started (audited).
+func (a *App) discardDraft(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	sc, ok := a.serviceOf(w, r)
+	if !ok {
+		return
+	}
+	back := fmt.Sprintf("/i/%d/services/%s", sc.Service.InstitutionID, sc.Service.PublicID)
+	if sc.Live == nil || sc.Working == nil || sc.Working.State == "submitted" {
+		a.flash(w, r, "info", "services.discard.nothing")
+		http.Redirect(w, r, back, http.StatusSeeOther)
+		return
+	}
+	err := a.writeTx(ctx, func(tx *sqlx.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE service_versions SET state = 'superseded' WHERE id = ? AND state IN ('draft', 'rejected')`, sc.Working.ID)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return errChangedMeanwhile
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE services SET working_version_id = NULL, name = ? WHERE id = ? AND institution_id = ?`,
+			sc.Live.Card.Name, sc.Service.ID, sc.Service.InstitutionID); err != nil {
+			return err
+		}
+		return a.serviceEvent(ctx, tx, r, sc.Service, &sc.Working.ID, "discard", "")
+	})
+	if errors.Is(err, errChangedMeanwhile) {
+		a.flash(w, r, "error", "services.changed_meanwhile")
+	} else if err != nil {
+		a.serverError(w, r, err)
+		return
+	} else {
+		a.serviceChanged(sc.Service.ID)
+		a.flash(w, r, "success", "services.discarded", sc.Live.VersionNo)
+	}
+	http.Redirect(w, r, back, http.StatusSeeOther)
 }
 
 func nonNil(s []string) []string {
