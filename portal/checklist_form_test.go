@@ -230,3 +230,15 @@ func TestCardNeededAndErrorOrder(t *testing.T) {
 		t.Errorf("summary order: email at %d, privacy at %d (the form has email first)", i, j)
 	}
 }
+
+// Citizens read a link text, not the form's label.
+func TestPublicPrivacyLinkText(t *testing.T) {
+	e := newTestEnv(t)
+	admin, inst := e.registerInst(1, "a@comune.example.it")
+	e.approveService(admin, inst, "TARI")
+	r := e.newClient().get("/services")
+	mustContain(t, r, `<a href="https://www.comune.example.it/privacy">Come trattiamo i tuoi dati (informativa privacy)</a>`)
+	if strings.Contains(r.Body, "Informativa privacy (link)") {
+		t.Error("the public page shows the form label as link text")
+	}
+}
