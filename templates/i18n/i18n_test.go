@@ -1,6 +1,9 @@
 package i18n
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 // TestCatalogComplete fails when a string exists in one language and not the
 // other, or a catalog file is malformed.
@@ -62,6 +65,24 @@ func TestTPlural(t *testing.T) {
 	for _, tc := range cases {
 		if got := c.T(tc.lang, tc.key, tc.args...); got != tc.want {
 			t.Errorf("T(%s, %s, %v) = %q, want %q", tc.lang, tc.key, tc.args, got, tc.want)
+		}
+	}
+}
+
+// The Italian interface speaks to one person ("tu"), as most pages do;
+// e-mails to an institution (review.mail.*) may address it as "voi".
+func TestItalianUsesTu(t *testing.T) {
+	c := MustLoad()
+	voi := []string{"potete", "avete", "vostr", "scrivete", "copiate", "copiatel", "conservatel", "perdete", "rigeneratel", "tenete", "aprite", "inviate il", "ricevete", "riceverete", "ripetete"}
+	for k, v := range c.msgs["it"] {
+		if strings.HasPrefix(k, "review.mail.") {
+			continue
+		}
+		low := strings.ToLower(v)
+		for _, w := range voi {
+			if strings.Contains(low, w) {
+				t.Errorf("%s uses %q (voi): %s", k, w, v)
+			}
 		}
 	}
 }
