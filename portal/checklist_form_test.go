@@ -242,3 +242,20 @@ func TestPublicPrivacyLinkText(t *testing.T) {
 		t.Error("the public page shows the form label as link text")
 	}
 }
+
+// Decision flashes name the kind of thing, so the participle agrees
+// ("Mensa scolastica è stato respinto" read wrong).
+func TestDecisionFlashesAgree(t *testing.T) {
+	e := newTestEnv(t)
+	admin, inst := e.registerInst(1, "a@comune.example.it")
+	sid := e.createService(admin, inst, "Mensa scolastica")
+	base := fmt.Sprintf("/i/%d/services/%s", inst, sid)
+	admin.post(base+"/card", validCard("Mensa scolastica"))
+	e.completeChecklist(admin, inst, sid)
+	admin.post(base+"/submit", nil)
+	pa := e.platformAdmin("root@sportello.example.it")
+	r := pa.decide(sid, "reject", url.Values{"reason": {"Manca il link all'informativa aggiornata."}})
+	mustContain(t, pa.follow(r), "Il servizio «Mensa scolastica» è stato respinto")
+	r = pa.post(fmt.Sprintf("/admin/institutions/%d/suspend", inst), url.Values{"reason": {"verifica"}})
+	mustContain(t, pa.follow(r), "L'ente «Comune di Prova 1» è stato sospeso.")
+}
