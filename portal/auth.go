@@ -137,8 +137,10 @@ func (a *App) register(w http.ResponseWriter, r *http.Request) {
 	}
 	if v == nil {
 		switch {
-		case runeLen(name) < 2:
+		case name == "":
 			f.Fail("name", a.T(r, "field.required"))
+		case runeLen(name) < 2:
+			f.Fail("name", a.T(r, "field.too_short", 2))
 		case runeLen(name) > 100:
 			f.Fail("name", a.T(r, "field.too_long", 100))
 		}

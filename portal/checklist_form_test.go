@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -258,4 +259,22 @@ func TestDecisionFlashesAgree(t *testing.T) {
 	mustContain(t, pa.follow(r), "Il servizio «Mensa scolastica» è stato respinto")
 	r = pa.post(fmt.Sprintf("/admin/institutions/%d/suspend", inst), url.Values{"reason": {"verifica"}})
 	mustContain(t, pa.follow(r), "L'ente «Comune di Prova 1» è stato sospeso.")
+}
+
+// A one-letter name is told it is too short, not that it is missing.
+func TestOneLetterName(t *testing.T) {
+	e := newTestEnv(t)
+	r := e.newClient().post("/register", url.Values{
+		"inst_name": {"Comune di Prova 1"}, "inst_fiscal_code": {orgCode(1)}, "inst_pec": {"protocollo1@pec.example.it"},
+		"name": {"M"}, "email": {"m@comune.example.it"}, "password": {testPassword}, "password_confirm": {testPassword},
+	})
+	mustContain(t, r, "Scrivi almeno 2 caratteri.")
+	admin, inst := e.registerInst(2, "a@comune.example.it")
+	r = admin.post(fmt.Sprintf("/i/%d/members/invite", inst), url.Values{"email": {"l@comune.example.it"}, "role": {"operator"}})
+	link := regexp.MustCompile(`http://sportello.test(/invite/[A-Za-z0-9_-]+)`).FindStringSubmatch(r.Body)
+	if link == nil {
+		t.Fatal("no invitation link")
+	}
+	r = e.newClient().post(link[1], url.Values{"name": {"L"}, "password": {testPassword}, "password_confirm": {testPassword}})
+	mustContain(t, r, "Scrivi almeno 2 caratteri.")
 }

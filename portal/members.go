@@ -324,8 +324,10 @@ func (a *App) acceptInvitation(w http.ResponseWriter, r *http.Request) {
 		a.refuseBadCharacters(r, f, "name")
 		name = f.Get("name")
 		pw := f.Raw("password")
-		if runeLen(name) < 2 {
+		if name == "" {
 			f.Fail("name", a.T(r, "field.required"))
+		} else if runeLen(name) < 2 {
+			f.Fail("name", a.T(r, "field.too_short", 2))
 		} else if runeLen(name) > 100 {
 			f.Fail("name", a.T(r, "field.too_long", 100))
 		}
