@@ -278,3 +278,25 @@ func TestOneLetterName(t *testing.T) {
 	r = e.newClient().post(link[1], url.Values{"name": {"L"}, "password": {testPassword}, "password_confirm": {testPassword}})
 	mustContain(t, r, "Scrivi almeno 2 caratteri.")
 }
+
+// A suspended service's keys page offers no production keys, and the
+// server refuses them.
+func TestSuspendedServiceNoLiveKeys(t *testing.T) {
+	e := newTestEnv(t)
+	admin, inst := e.registerInst(1, "a@comune.example.it")
+	sid, pa := e.approveService(admin, inst, "TARI")
+	if r := pa.post("/admin/services/"+sid+"/suspend", nil); r.Status != http.StatusSeeOther {
+		t.Fatalf("suspend: %d", r.Status)
+	}
+	base := fmt.Sprintf("/i/%d/services/%s/keys", inst, sid)
+	page := admin.get(base)
+	mustContain(t, page, "Il servizio è sospeso: finché la sospensione è attiva non puoi creare le chiavi di produzione.")
+	if strings.Contains(page.Body, `action="`+base+`/live"`) {
+		t.Error("a suspended service offers to create production keys")
+	}
+	if r := admin.post(base+"/live", nil); r.Status != http.StatusConflict {
+		t.Errorf("live keys for a suspended service: %d, want 409", r.Status)
+	}
+	// The badge is not part of the heading's name.
+	mustContain(t, page, `<span class="badge badge-test" aria-hidden="true">`)
+}

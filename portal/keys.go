@@ -205,6 +205,10 @@ func (a *App) createLiveKeys(w http.ResponseWriter, r *http.Request) {
 		a.renderError(w, r, http.StatusConflict, "keys.error.not_approved")
 		return
 	}
+	if s.SuspendedAt != nil {
+		a.renderError(w, r, http.StatusConflict, "keys.live.suspended")
+		return
+	}
 	ctx := r.Context()
 	var pair keys.Pair
 	var existed bool
