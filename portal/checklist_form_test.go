@@ -300,3 +300,18 @@ func TestSuspendedServiceNoLiveKeys(t *testing.T) {
 	// The badge is not part of the heading's name.
 	mustContain(t, page, `<span class="badge badge-test" aria-hidden="true">`)
 }
+
+// English pages show dates as "3 Dec 2026", Italian ones as 03/12/2026.
+func TestEnglishDates(t *testing.T) {
+	e := newTestEnv(t)
+	admin, inst := e.registerInst(1, "a@comune.example.it")
+	now := e.clock.Now().In(rome)
+	it := admin.get(fmt.Sprintf("/i/%d/audit", inst))
+	mustContain(t, it, now.Format("02/01/2006"))
+	admin.post("/lang", url.Values{"lang": {"en"}, "next": {"/"}})
+	en := admin.get(fmt.Sprintf("/i/%d/audit", inst))
+	mustContain(t, en, `lang="en"`, now.Format("2 Jan 2006"))
+	if strings.Contains(en.Body, now.Format("02/01/2006")) {
+		t.Error("the English page shows a dd/mm/yyyy date")
+	}
+}

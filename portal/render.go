@@ -94,6 +94,14 @@ func mustLoadLocation(name string) *time.Location {
 	return l
 }
 
+// dateLayout is how a date reads in a language.
+func dateLayout(lang string) string {
+	if lang == "en" {
+		return "2 Jan 2006"
+	}
+	return "02/01/2006"
+}
+
 func (r *renderer) funcs(lang string) template.FuncMap {
 	return template.FuncMap{
 		"t":     func(key string, args ...any) string { return r.catalog.T(lang, key, args...) },
@@ -106,7 +114,9 @@ func (r *renderer) funcs(lang string) template.FuncMap {
 			return m
 		},
 		"list": func(v ...any) []any { return v },
-		// when formats a time in Rome's zone, the way Italian offices read it.
+		// when formats a time in Rome's zone, the way Italian offices read
+		// it (03/12/2026 14:05); English pages get an unambiguous day and
+		// month (3 Dec 2026 14:05), as 03/12 reads as 12 March to many.
 		"when": func(t any) string {
 			var tt time.Time
 			switch v := t.(type) {
@@ -123,11 +133,11 @@ func (r *renderer) funcs(lang string) template.FuncMap {
 			if tt.IsZero() {
 				return ""
 			}
-			return tt.In(rome).Format("02/01/2006 15:04")
+			return tt.In(rome).Format(dateLayout(lang) + " 15:04")
 		},
 		// day is the date alone, in Rome's zone (Monday 00:00 in Rome is
 		// still Sunday in UTC).
-		"day":        func(t time.Time) string { return t.In(rome).Format("02/01/2006") },
+		"day":        func(t time.Time) string { return t.In(rome).Format(dateLayout(lang)) },
 		"isoTime":    func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 		"due":        func(s string) string { return citizen.DueDate(lang, s) }, // a message's due_date, as the citizen app shows it
 		"add":        func(a, b int) int { return a + b },
