@@ -315,3 +315,14 @@ func TestEnglishDates(t *testing.T) {
 		t.Error("the English page shows a dd/mm/yyyy date")
 	}
 }
+
+// The dashboard's and list's "Cosa fare" column links to the step.
+func TestNextStepLinked(t *testing.T) {
+	e := newTestEnv(t)
+	admin, inst := e.registerInst(1, "a@comune.example.it")
+	sid := e.createService(admin, inst, "TARI")
+	base := fmt.Sprintf("/i/%d/services/%s", inst, sid)
+	for _, page := range []string{fmt.Sprintf("/i/%d/", inst), fmt.Sprintf("/i/%d/services", inst)} {
+		mustContain(t, admin.get(page), `<a href="`+base+`/card">Completa la scheda`, `<a href="`+base+`/checklist">checklist 0/9`)
+	}
+}
