@@ -51,6 +51,7 @@ var (
 	detailRole      = regexp.MustCompile(`^role=([a-z]+)$`)
 	detailRoleWas   = regexp.MustCompile(`^role was ([a-z]+)$`)
 	detailRoleMove  = regexp.MustCompile(`^([a-z]+) → ([a-z]+)$`)
+	detailSettings  = regexp.MustCompile(`^recipients (\d+), networks (\d+)$`)
 )
 
 // detailText renders the details the portal writes in a fixed form
@@ -73,6 +74,10 @@ func (a *App) detailText(r *http.Request, action, d string) string {
 	case action == "service.card":
 		if m := detailVersion.FindStringSubmatch(d); m != nil {
 			return a.T(r, "audit.detail.version", m[1])
+		}
+	case action == "service.settings":
+		if m := detailSettings.FindStringSubmatch(d); m != nil {
+			return a.T(r, "audit.detail.settings", m[1], m[2])
 		}
 	case action == "member.invite" || action == "member.join":
 		if m := detailRole.FindStringSubmatch(d); m != nil {

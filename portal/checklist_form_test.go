@@ -172,6 +172,7 @@ func TestUnchangedCardAndDiscard(t *testing.T) {
 	if got := e.versionStates(sid); got != "1:approved" {
 		t.Fatalf("a settings change left versions %s", got)
 	}
+	mustContain(t, admin.get(fmt.Sprintf("/i/%d/audit", inst)), "Impostazioni tecniche cambiate", "codici fiscali di prova: 2, reti autorizzate: 0")
 
 	changed := validCard("TARI rifiuti")
 	admin.post(base+"/card", changed)
