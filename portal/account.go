@@ -44,11 +44,13 @@ func (a *App) changePassword(w http.ResponseWriter, r *http.Request) {
 	f := newForm(r)
 	cur, pw := f.Raw("current_password"), f.Raw("password")
 	f.Values = nil
-	// Guesses of the current password count with the account's failed
-	// logins: someone holding a stolen session must not be able to try
-	// passwords without limit and then lock the owner out by changing it.
+	// Guesses of the current password are limited, so someone holding a
+	// stolen session cannot try passwords without limit and then lock the
+	// owner out by changing it. They have a counter of their own: sharing
+	// the login one let anyone who knew the address block the owner's
+	// password change with ten failed logins.
 	ip := a.Resolver.String(r)
-	allowed, delay, retry := a.throttle.Attempt(v.User.Email, ip)
+	allowed, delay, retry := a.pwChangeThrottle.Attempt(v.User.Email, ip)
 	if !allowed {
 		f.Fail("current_password", a.T(r, "login.throttled", int(retry.Minutes())+1))
 		w.Header().Set("Retry-After", fmt.Sprint(int(retry.Seconds())+1))
@@ -56,7 +58,7 @@ func (a *App) changePassword(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if delay > 0 {
-		a.throttle.sleep(delay)
+		a.pwChangeThrottle.sleep(delay)
 	}
 	ok, err := a.hasher.Verify(v.User.PasswordHash, cur)
 	if err != nil {
@@ -64,7 +66,7 @@ func (a *App) changePassword(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if ok {
-		a.throttle.Succeed(v.User.Email, ip)
+		a.pwChangeThrottle.Succeed(v.User.Email, ip)
 	}
 	if !ok {
 		f.Fail("current_password", a.T(r, "account.current.wrong"))

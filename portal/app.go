@@ -73,6 +73,8 @@ type App struct {
 	resetThrottle *loginThrottle
 	// registerThrottle counts registrations that look an address up.
 	registerThrottle *loginThrottle
+	// pwChangeThrottle counts wrong current passwords on the account page.
+	pwChangeThrottle *loginThrottle
 	secure           bool
 	router           *mux.Router
 	handler          http.Handler
@@ -112,6 +114,7 @@ func New(ctx context.Context, d Deps) (*App, error) {
 	a.throttle = newLoginThrottle(d.Now)
 	a.resetThrottle = newLoginThrottle(d.Now)
 	a.registerThrottle = newLoginThrottle(d.Now)
+	a.pwChangeThrottle = newLoginThrottle(d.Now)
 	if err := a.loadRoles(ctx); err != nil {
 		return nil, err
 	}

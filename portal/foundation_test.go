@@ -400,7 +400,18 @@ func TestLoginThrottleHoldsUnderConcurrentGuesses(t *testing.T) {
 func TestPasswordChangeGuessesAreLimited(t *testing.T) {
 	e := newTestEnv(t)
 	e.App.throttle.sleep = func(time.Duration) {}
+	e.App.pwChangeThrottle.sleep = func(time.Duration) {}
 	c, _ := e.registerInst(1, "a@comune.example.it")
+	// Failed logins by someone who only knows the address do not block
+	// the signed-in owner's password change.
+	for i := 0; i < throttleAccountMax; i++ {
+		e.newClient().post("/login", url.Values{"email": {"a@comune.example.it"}, "password": {fmt.Sprint("altro-", i)}})
+	}
+	okPw := "una frase nuova e lunga 55"
+	if r := c.post("/account/password", url.Values{"current_password": {testPassword}, "password": {okPw}, "password_confirm": {okPw}}); r.Status != http.StatusSeeOther {
+		t.Fatalf("owner's password change after others' failed logins: %d, want 303", r.Status)
+	}
+	testPassword := okPw
 	var before string
 	_ = e.DB.R.Get(&before, `SELECT password_hash FROM users WHERE email = 'a@comune.example.it'`)
 	newPw := "un'altra frase lunga 77"
