@@ -213,6 +213,19 @@ func TestUnderReviewSettingsOnly(t *testing.T) {
 	if got := e.versionStates(sid); got != "1:submitted" {
 		t.Fatalf("states %s", got)
 	}
+	// A card stored before a rule existed (a tab in the office's name,
+	// refused since) does not block the technical settings under review.
+	if _, err := e.DB.W.Exec(`UPDATE service_versions SET card = json_set(card, '$.department_name', 'Ufficio'||char(9)||'Tributi')
+		WHERE service_id = (SELECT id FROM services WHERE public_id = ?)`, sid); err != nil {
+		t.Fatal(err)
+	}
+	r = admin.post(base+"/card", url.Values{"recipients": {"RSSMRA85T10A562S"}, "cidrs": {""}})
+	if r.Status != http.StatusSeeOther {
+		t.Fatalf("settings under review with an older card: %d %s", r.Status, snippet(r.Body))
+	}
+	if n := e.count(`SELECT count(*) FROM services WHERE public_id = ? AND authorized_recipients = '["RSSMRA85T10A562S"]'`, sid); n != 1 {
+		t.Fatal("technical settings not saved under review with an older card")
+	}
 }
 
 // The card marks what the review needs, and its error summary follows
@@ -325,5 +338,67 @@ func TestNextStepLinked(t *testing.T) {
 	base := fmt.Sprintf("/i/%d/services/%s", inst, sid)
 	for _, page := range []string{fmt.Sprintf("/i/%d/", inst), fmt.Sprintf("/i/%d/services", inst)} {
 		mustContain(t, admin.get(page), `<a href="`+base+`/card">Completa la scheda`, `<a href="`+base+`/checklist">checklist 0/9`)
+	}
+}
+
+// A draft's name is not reviewed: citizens (their inbox, notice mails)
+// read services.name, so it keeps the name in force until approval.
+func TestDraftNameOfAnApprovedServiceIsNotInForce(t *testing.T) {
+	e := newTestEnv(t)
+	admin, inst := e.registerInst(1, "a@comune.example.it")
+	sid, pa := e.approveService(admin, inst, "TARI")
+	base := fmt.Sprintf("/i/%d/services/%s", inst, sid)
+	admin.post(base+"/card", validCard("Ufficio Riscossioni URGENTE paga ora"))
+	if got := e.versionStates(sid); got != "1:approved 2:draft" {
+		t.Fatalf("states %s", got)
+	}
+	if n := e.count(`SELECT count(*) FROM services WHERE public_id = ? AND name = 'TARI'`, sid); n != 1 {
+		t.Fatal("a draft's name was put in force before review")
+	}
+	e.completeChecklist(admin, inst, sid)
+	admin.post(base+"/submit", nil)
+	pa.decide(sid, "approve", nil)
+	if n := e.count(`SELECT count(*) FROM services WHERE public_id = ? AND name = 'Ufficio Riscossioni URGENTE paga ora'`, sid); n != 1 {
+		t.Fatal("the approved name is not in force")
+	}
+}
+
+// A discard racing a save: the save either lands in a draft that is still
+// open (or a new one) or nothing changes; never an edit on a superseded
+// version with the name put in force and no draft left.
+func TestDiscardRacingASaveLosesNothing(t *testing.T) {
+	e := newTestEnv(t)
+	admin, inst := e.registerInst(1, "a@comune.example.it")
+	sid, _ := e.approveService(admin, inst, "TARI")
+	base := fmt.Sprintf("/i/%d/services/%s", inst, sid)
+	for i := 0; i < 20; i++ {
+		admin.post(base+"/card", validCard(fmt.Sprintf("TARI bozza %d", i)))
+		name := fmt.Sprintf("TARI nuova %d", i)
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() { defer wg.Done(); admin.post(base+"/discard", nil) }()
+		go func() { defer wg.Done(); admin.post(base+"/card", validCard(name)) }()
+		wg.Wait()
+		var st struct {
+			Name    string  `db:"name"`
+			Working *string `db:"card"`
+		}
+		if err := e.DB.R.Get(&st, `SELECT s.name, v.card FROM services s LEFT JOIN service_versions v ON v.id = s.working_version_id WHERE s.public_id = ?`, sid); err != nil {
+			t.Fatal(err)
+		}
+		if st.Name != "TARI" {
+			t.Fatalf("round %d: name in force %q, want the approved 'TARI'", i, st.Name)
+		}
+		// Whichever committed last decides: after the save, its draft is
+		// open with the saved name; after the discard, no draft.
+		var lastSave, lastDiscard int64
+		_ = e.DB.R.Get(&lastSave, `SELECT coalesce(max(id), 0) FROM audit_events WHERE action = 'service.card'`)
+		_ = e.DB.R.Get(&lastDiscard, `SELECT coalesce(max(id), 0) FROM audit_events WHERE action = 'service.discard'`)
+		switch {
+		case lastSave > lastDiscard && (st.Working == nil || !strings.Contains(*st.Working, name)):
+			t.Fatalf("round %d: the save came after the discard but no open draft has it (lost edit)", i)
+		case lastDiscard > lastSave && st.Working != nil:
+			t.Fatalf("round %d: the discard came last but a draft is open", i)
+		}
 	}
 }

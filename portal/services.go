@@ -261,8 +261,13 @@ func (a *App) saveCard(w http.ResponseWriter, r *http.Request) {
 		f = shown
 	}
 	card, problems := servicecard.Parse(f.Get)
-	for field, p := range problems {
-		f.Fail(field, a.T(r, p.Key, p.Args...))
+	if !submitted {
+		// Under review only the technical settings are saved, so only they
+		// are checked: a card stored before a rule existed (a tab in a
+		// name, refused since) must not block them until withdrawn.
+		for field, p := range problems {
+			f.Fail(field, a.T(r, p.Key, p.Args...))
+		}
 	}
 	recipients, bad := servicecard.ParseRecipients(f.Values.Get("recipients"))
 	if len(bad) > 0 {
@@ -310,9 +315,12 @@ func (a *App) saveCard(w http.ResponseWriter, r *http.Request) {
 		}
 		rj, _ := json.Marshal(nonNil(recipients))
 		cj, _ := json.Marshal(nonNil(cidrs))
-		// Before the first approval the draft's payment cap and secure flag
-		// are the ones in force (test mode); afterwards only approval moves them.
-		if _, err := tx.ExecContext(ctx, `UPDATE services SET name = ?, authorized_recipients = ?, authorized_cidrs = ?,
+		// Before the first approval the draft's name, payment cap and secure
+		// flag are the ones in force (test mode); afterwards only approval
+		// moves them: services.name is what citizens read in their inbox and
+		// in notice mails, and a draft's name is not reviewed yet.
+		if _, err := tx.ExecContext(ctx, `UPDATE services SET name = CASE WHEN live_version_id IS NULL THEN ? ELSE name END,
+			authorized_recipients = ?, authorized_cidrs = ?,
 			max_payment_cents = CASE WHEN live_version_id IS NULL THEN ? ELSE max_payment_cents END,
 			require_secure_channels = CASE WHEN live_version_id IS NULL THEN ? ELSE require_secure_channels END
 			WHERE id = ? AND institution_id = ?`, card.Name, string(rj), string(cj), card.MaxPaymentCents, card.RequireSecureChannels,

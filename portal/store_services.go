@@ -211,6 +211,19 @@ func (a *App) serviceEvent(ctx context.Context, tx *sqlx.Tx, r *http.Request, s 
 // (a rejected one goes back to draft when edited), or a new draft copied
 // from the version in force. A submitted version cannot be edited.
 func (a *App) openDraft(ctx context.Context, tx *sqlx.Tx, r *http.Request, sc *serviceCtx) (*Version, error) {
+	// sc was read before the transaction: a colleague may have discarded,
+	// submitted or opened a draft since. Inside the write transaction the
+	// state is settled, so it is read again there; otherwise an edit would
+	// land on a superseded version (lost, the user told "saved") or open a
+	// second draft. Callers apply their change to the fresh version: the
+	// checklist's changed points onto the answers as they are now.
+	fresh, err := a.loadService(ctx, tx, sc.Service.InstitutionID, sc.Service.PublicID)
+	if errors.Is(db.NotFound(err), db.ErrNotFound) {
+		return nil, errServiceGone // deleted meanwhile
+	} else if err != nil {
+		return nil, err
+	}
+	*sc = *fresh
 	if w := sc.Working; w != nil {
 		switch w.State {
 		case "submitted":
