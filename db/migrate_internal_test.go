@@ -157,7 +157,9 @@ func TestMailOutboxByCitizenMigration(t *testing.T) {
 	if err := d.R.Select(&got, `SELECT id, fiscal_code FROM mail_outbox ORDER BY id`); err != nil {
 		t.Fatal(err)
 	}
-	want := map[int64]string{1: "RSSMRA85T10A562S", 2: "RSSMRA85T10A562S", 3: "", 4: ""}
+	// Only the notice is tied: who has an address now does not say who a
+	// validation mail went to (mario may have had casa@ before).
+	want := map[int64]string{1: "RSSMRA85T10A562S", 2: "", 3: "", 4: ""}
 	for _, r := range got {
 		fc := ""
 		if r.FC != nil {
