@@ -135,7 +135,7 @@ func service(ctx context.Context, tx *sqlx.Tx, inst int64, publicID, name, recip
 	}
 	id, _ = res.LastInsertId()
 	card, _ := json.Marshal(map[string]any{
-		"name": name, "department_name": "Ufficio tributi", "scope": "LOCAL", "topic": "tributi",
+		"name": name, "department_name": "Ufficio tributi", "scope": "LOCAL", "topic": "taxes",
 		"description": "Servizio dimostrativo per provare l'API di Sportello in locale.",
 		"privacy_url": "https://comune-esempio.invalid/privacy", "email": "tributi@comune-esempio.invalid",
 		"require_secure_channels": false, "max_payment_cents": 100000,

@@ -8,6 +8,7 @@ import (
 
 	"sportello/db/dbtest"
 	"sportello/gateway/keys"
+	"sportello/portal/servicecard"
 )
 
 func TestSeedCreatesOnceAndRegeneratesPrimaryKeys(t *testing.T) {
@@ -56,5 +57,34 @@ func TestSeedCreatesOnceAndRegeneratesPrimaryKeys(t *testing.T) {
 	_ = d.R.Get(&live, `SELECT COUNT(*) FROM services WHERE live_version_id IS NOT NULL`)
 	if live != 1 {
 		t.Fatalf("%d approved services", live)
+	}
+}
+
+// The demo cards are valid cards: the portal's rules accept every field
+// (an unknown topic was dropped by the card form, so saving the demo card
+// unchanged opened a new version, and the review page had no words for it).
+func TestSeedCardsPassTheCardRules(t *testing.T) {
+	d := dbtest.Open(t)
+	if _, err := Seed(context.Background(), d); err != nil {
+		t.Fatal(err)
+	}
+	var cards []string
+	if err := d.R.Select(&cards, `SELECT card FROM service_versions`); err != nil || len(cards) != 2 {
+		t.Fatalf("%d cards: %v", len(cards), err)
+	}
+	for _, c := range cards {
+		var fields map[string]any
+		if err := json.Unmarshal([]byte(c), &fields); err != nil {
+			t.Fatal(err)
+		}
+		_, problems := servicecard.Parse(func(k string) string {
+			if v, ok := fields[k].(string); ok {
+				return v
+			}
+			return ""
+		})
+		if len(problems) > 0 {
+			t.Errorf("demo card %s: %v", fields["name"], problems)
+		}
 	}
 }
