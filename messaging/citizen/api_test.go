@@ -1044,3 +1044,25 @@ func TestTestServicePreferences(t *testing.T) {
 		t.Fatalf("PUT by a citizen the test service cannot write to: %d", code)
 	}
 }
+
+// Every answer of the citizen API, refusals and unknown addresses too, is
+// kept by no cache and sniffed by no browser.
+func TestCitizenAnswersAreNotCachedOrSniffed(t *testing.T) {
+	e := newEnv(t)
+	for _, c := range []struct{ method, path string }{
+		{"GET", "/citizen/v1/profile"},  // 401 without a token
+		{"POST", "/citizen/v1/profile"}, // 405
+		{"GET", "/citizen/v1/nothing"},  // 404
+	} {
+		req, _ := http.NewRequest(c.method, e.srv.URL+c.path, nil)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.Header.Get("Cache-Control") != "no-store" || res.Header.Get("X-Content-Type-Options") != "nosniff" {
+			t.Errorf("%s %s (%d): Cache-Control %q, X-Content-Type-Options %q", c.method, c.path, res.StatusCode,
+				res.Header.Get("Cache-Control"), res.Header.Get("X-Content-Type-Options"))
+		}
+	}
+}

@@ -119,6 +119,12 @@ func (a *API) Handler() http.Handler {
 				http.Error(w, a.cat.T(webLang(r), "citizen.error.internal"), http.StatusInternalServerError)
 			}
 		}()
+		// Every answer holds a citizen's data (or says there is none):
+		// no cache keeps it, no browser guesses another type than the one
+		// declared. The app's pages add their CSP on top (web.go).
+		h := w.Header()
+		h.Set("Cache-Control", "no-store")
+		h.Set("X-Content-Type-Options", "nosniff")
 		a.mux.ServeHTTP(sw, r)
 	})
 }
