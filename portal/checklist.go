@@ -2,6 +2,8 @@ package portal
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,6 +24,10 @@ type checklistItemView struct {
 	State  servicecard.ItemState
 	Form   *Form // values and errors of this item (field names without the item prefix)
 	Checks map[string]bool
+	// Shown is the digest of the answer the page was built with: the
+	// save counts the item as changed only if what comes back differs
+	// from it (see saveChecklist).
+	Shown string
 	// Answers are the extra fields in words (review page).
 	Answers []labelValue
 }
@@ -70,8 +76,12 @@ func (a *App) renderChecklist(w http.ResponseWriter, r *http.Request, status int
 	for _, def := range servicecard.Items {
 		st := cur.Checklist.Get(def.ID)
 		f := storedItemForm(st)
+		shown := answerDigest(st)
 		if typed, ok := forms[def.ID]; ok && typed != nil {
 			f = typed
+			if d := typed.Values.Get("shown"); d != "" {
+				shown = d // a page coming back with errors still shows the first answer's changes
+			}
 		}
 		checks := map[string]bool{}
 		for _, fld := range def.Fields {
@@ -85,7 +95,7 @@ func (a *App) renderChecklist(w http.ResponseWriter, r *http.Request, status int
 		for _, fe := range f.ErrorList(checklistFieldOrder(def)...) {
 			errs = append(errs, FieldError{Field: def.ID + "-" + fe.Field, Message: title + ": " + fe.Message})
 		}
-		items = append(items, checklistItemView{Def: def, State: st, Form: f, Checks: checks})
+		items = append(items, checklistItemView{Def: def, State: st, Form: f, Checks: checks, Shown: shown})
 	}
 	a.render(w, r, status, "service_checklist", &Page{Title: a.T(r, "checklist.title") + " · " + sc.Service.Name, Section: "services",
 		Data: map[string]any{"S": sv, "Tab": "checklist", "Items": items, "Errors": errs}})
@@ -112,6 +122,21 @@ func itemAnswer(def servicecard.ItemDef, f *Form) servicecard.ItemState {
 }
 
 // sameAnswer reports whether a new answer says what the recorded one says.
+// answerDigest identifies an answer (state, extra fields, justification,
+// evidence; not who gave it), for the checklist page's "shown" fields.
+func answerDigest(st servicecard.ItemState) string {
+	fields := st.Fields
+	if fields == nil {
+		fields = map[string]string{}
+	}
+	b, _ := json.Marshal(struct {
+		S, J, E string
+		F       map[string]string
+	}{st.State, st.Justification, st.Evidence, fields})
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:12])
+}
+
 func sameAnswer(a, b servicecard.ItemState) bool {
 	if a.State != b.State || a.Justification != b.Justification || a.Evidence != b.Evidence || len(a.Fields) != len(b.Fields) {
 		return false
@@ -159,7 +184,15 @@ func (a *App) saveChecklist(w http.ResponseWriter, r *http.Request) {
 		}
 		st := itemAnswer(def, f)
 		forms[def.ID] = f
-		if sameAnswer(st, cur.Checklist.Get(def.ID)) {
+		// Changed means changed by this person: what comes back differs
+		// from what their page showed. Comparing with the answer stored
+		// now would take an untouched point of an older page for a change
+		// and put its old answer back over a colleague's newer one.
+		if shown := f.Values.Get("shown"); shown != "" {
+			if answerDigest(st) == shown {
+				continue
+			}
+		} else if sameAnswer(st, cur.Checklist.Get(def.ID)) {
 			continue
 		}
 		for field, p := range servicecard.ValidateItem(def, st, &cur.Card) {

@@ -402,3 +402,75 @@ func TestDiscardRacingASaveLosesNothing(t *testing.T) {
 		}
 	}
 }
+
+// shownDigests reads the "shown" fields a checklist page carries.
+func shownDigests(r resp) map[string]string {
+	out := map[string]string{}
+	for _, m := range regexp.MustCompile(`name="([a-z_]+)\.shown" value="([0-9a-f]+)"`).FindAllStringSubmatch(r.Body, -1) {
+		out[m[1]] = m[2]
+	}
+	return out
+}
+
+// withShown adds a page's "shown" fields to a checklist form.
+func withShown(form url.Values, shown map[string]string) url.Values {
+	for id, d := range shown {
+		form.Set(id+".shown", d)
+	}
+	return form
+}
+
+// Two colleagues on the checklist: B's page was loaded before A saved the
+// retention point; B then saves another point from that page. A's answer
+// stays (B did not touch it), B's change is stored.
+func TestChecklistSaveFromAnOlderPageKeepsAColleaguesAnswer(t *testing.T) {
+	e := newTestEnv(t)
+	admin, inst := e.registerInst(1, "a@comune.example.it")
+	sid := e.createService(admin, inst, "TARI")
+	base := fmt.Sprintf("/i/%d/services/%s", inst, sid)
+	admin.post(base+"/card", validCard("TARI"))
+	e.completeChecklist(admin, inst, sid)
+	colleague := e.inviteAndJoin(admin, inst, "b@comune.example.it", "operator")
+
+	older := shownDigests(colleague.get(base + "/checklist"))
+	if len(older) != 9 {
+		t.Fatalf("%d shown digests on the page, want 9", len(older))
+	}
+
+	answers := map[string]url.Values{}
+	for k, v := range checklistAnswers {
+		answers[k] = v
+	}
+	answers["retention"] = url.Values{"state": {"done"}, "f_period": {"dieci anni, come da massimario di scarto"}}
+	r := admin.post(base+"/checklist", withShown(allChecklist(answers), shownDigests(admin.get(base+"/checklist"))))
+	mustContain(t, admin.follow(r), "1 punto salvato")
+
+	// B's page still shows the old retention answer; B changes the DPO contact.
+	stale := map[string]url.Values{}
+	for k, v := range checklistAnswers {
+		stale[k] = v
+	}
+	stale["controller_dpo"] = url.Values{"state": {"done"}, "f_controller": {"Comune di Prova"}, "f_dpo_contact": {"dpo@comune.example.it"}}
+	r = colleague.post(base+"/checklist", withShown(allChecklist(stale), older))
+	if r.Status != http.StatusSeeOther {
+		t.Fatalf("colleague's save: %d %s", r.Status, snippet(r.Body))
+	}
+	card := e.versionChecklist(sid)
+	if !strings.Contains(card, "dieci anni") {
+		t.Errorf("the colleague's older page put the old retention answer back: %s", card)
+	}
+	if !strings.Contains(card, "dpo@comune.example.it") {
+		t.Errorf("the colleague's change was not stored: %s", card)
+	}
+}
+
+// versionChecklist is the checklist JSON of the service's current version.
+func (e *testEnv) versionChecklist(sid string) string {
+	e.t.Helper()
+	var s string
+	if err := e.DB.R.Get(&s, `SELECT v.checklist FROM service_versions v JOIN services s ON s.id = v.service_id
+		WHERE s.public_id = ? ORDER BY v.version_no DESC LIMIT 1`, sid); err != nil {
+		e.t.Fatal(err)
+	}
+	return s
+}
