@@ -170,3 +170,42 @@ func TestMailOutboxByCitizenMigration(t *testing.T) {
 		}
 	}
 }
+
+// Migration 0032 puts an approved service's approved name back where a
+// draft's unreviewed name had been written; a service never approved
+// keeps its draft name.
+func TestServiceNameIsTheApprovedOneMigration(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "s.db")
+	old, err := openUpTo(ctx, path, "0031_legacy_blocks_to_preferences")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`INSERT INTO institutions (id, name, fiscal_code, pec, created_at) VALUES (1, 'Comune', '01234567890', 'c@pec.it', '2026-01-01')`,
+		`INSERT INTO services (id, public_id, institution_id, name, created_at) VALUES (1, 'svc1', 1, 'Paga ora URGENTE', '2026-01-01'), (2, 'svc2', 1, 'Bozza', '2026-01-01')`,
+		`INSERT INTO service_versions (id, service_id, version_no, state, card, checklist, created_at, updated_at) VALUES
+			(1, 1, 1, 'approved', '{"name":"TARI"}', '{}', '2026-01-01', '2026-01-01'),
+			(2, 1, 2, 'draft', '{"name":"Paga ora URGENTE"}', '{}', '2026-01-01', '2026-01-01'),
+			(3, 2, 1, 'draft', '{"name":"Bozza"}', '{}', '2026-01-01', '2026-01-01')`,
+		`UPDATE services SET live_version_id = 1, working_version_id = 2 WHERE id = 1`,
+		`UPDATE services SET working_version_id = 3 WHERE id = 2`,
+	} {
+		if _, err := old.W.Exec(q); err != nil {
+			t.Fatalf("fixture: %v", err)
+		}
+	}
+	old.Close()
+	d, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	var names []string
+	if err := d.R.Select(&names, `SELECT name FROM services ORDER BY id`); err != nil {
+		t.Fatal(err)
+	}
+	if len(names) != 2 || names[0] != "TARI" || names[1] != "Bozza" {
+		t.Fatalf("names after the migration %v, want [TARI Bozza]", names)
+	}
+}
