@@ -137,18 +137,6 @@ func answerDigest(st servicecard.ItemState) string {
 	return hex.EncodeToString(sum[:12])
 }
 
-func sameAnswer(a, b servicecard.ItemState) bool {
-	if a.State != b.State || a.Justification != b.Justification || a.Evidence != b.Evidence || len(a.Fields) != len(b.Fields) {
-		return false
-	}
-	for k, v := range a.Fields {
-		if b.Fields[k] != v {
-			return false
-		}
-	}
-	return true
-}
-
 // saveChecklist records, from the one form of the checklist page, every
 // item whose answer changed. Nothing is stored unless every changed item
 // is valid: the page comes back with everything typed and each error next
@@ -192,7 +180,7 @@ func (a *App) saveChecklist(w http.ResponseWriter, r *http.Request) {
 			if answerDigest(st) == shown {
 				continue
 			}
-		} else if sameAnswer(st, cur.Checklist.Get(def.ID)) {
+		} else if answerDigest(st) == answerDigest(cur.Checklist.Get(def.ID)) {
 			continue
 		}
 		for field, p := range servicecard.ValidateItem(def, st, &cur.Card) {
