@@ -243,3 +243,68 @@ func TestParseAnywhere(t *testing.T) {
 		}
 	}
 }
+
+// freeAddr returns a local address nothing listens on.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// startServe runs serve on dir until the test ends and waits for /healthz.
+func startServe(t *testing.T, dir string) {
+	t.Helper()
+	addr := freeAddr(t)
+	cfg, err := parseServeConfig([]string{"--addr", addr, "--data", dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, cfg) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	for i := 0; i < 200; i++ {
+		if res, err := http.Get("http://" + addr + "/healthz"); err == nil {
+			res.Body.Close()
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatal("server did not answer /healthz")
+}
+
+// TestSecondServerOnSameDataDirIsRefused: two servers on one data dir
+// would both deliver the same outbox (citizens notified twice) and each
+// keep its own quotas and rate limits in memory; the second must refuse
+// to start, saying why, while the other commands still work beside it.
+func TestSecondServerOnSameDataDirIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	startServe(t, dir)
+
+	cfg, err := parseServeConfig([]string{"--addr", freeAddr(t), "--data", dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err = serve(ctx, cfg)
+	if err == nil || !strings.Contains(err.Error(), "in use by another Sportello server") {
+		t.Fatalf("second server on the same data dir: %v, want a refusal", err)
+	}
+	if ctx.Err() != nil {
+		t.Fatal("the second server ran until stopped instead of refusing at once")
+	}
+	// Commands meant to run beside the server are not locked out.
+	if err := run(context.Background(), []string{"admin", "create", "--email", "anna@example.it", "--data", dir}); err != nil {
+		t.Fatalf("admin create beside the server: %v", err)
+	}
+}

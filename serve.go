@@ -158,6 +158,11 @@ func ensureFirstAdmin(ctx context.Context, cfg *Config, d *db.DB) (string, error
 
 func serve(ctx context.Context, cfg *Config) error {
 	gateway.TuneRuntime() // GOGC, when set, wins
+	unlock, err := lockDataDir(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	// The first admin is created before the portal loads roles.
 	d0, err := openDB(ctx, cfg.DataDir)
 	if err != nil {
