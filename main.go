@@ -7,6 +7,7 @@
 //	sportello citizen-token [--data DIR] FISCALCODE
 //	sportello push-secret [--data DIR]
 //	sportello seed-demo [--data DIR]
+//	sportello backup [--data DIR] BACKUP_DIR
 package main
 
 import (
@@ -56,6 +57,8 @@ func run(ctx context.Context, args []string) error {
 		return pushSecretCommand(args)
 	case "seed-demo":
 		return seedDemoCommand(ctx, args)
+	case "backup":
+		return backupCommand(ctx, args)
 	case "help", "-h", "--help":
 		fmt.Println(usage)
 		return nil
@@ -69,7 +72,8 @@ const usage = `usage:
   sportello admin reset-link --email X [--data DIR]           print a one-hour password reset link for a user
   sportello citizen-token [--data DIR] FISCALCODE             print a 24-hour test citizen token
   sportello push-secret [--data DIR]                          print the key push webhook receivers verify signatures with
-  sportello seed-demo [--data DIR]                            create demo services and print their keys as JSON`
+  sportello seed-demo [--data DIR]                            create demo services and print their keys as JSON
+  sportello backup [--data DIR] BACKUP_DIR                    copy the database and keys, while the server runs, into a new data dir`
 
 func dataFlag(fs *flag.FlagSet) *string {
 	return fs.String("data", env("SPORTELLO_DATA", "./data"), "data directory (SPORTELLO_DATA)")
