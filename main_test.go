@@ -350,3 +350,30 @@ func TestBackupWhileServing(t *testing.T) {
 		t.Fatalf("second backup into the same dir: %v", err)
 	}
 }
+
+// TestFirstStartOnBusyPortCreatesNoAdmin: a first start that cannot
+// listen must not create the first admin, or its one-time password is
+// never shown (the next start finds an admin and prints none).
+func TestFirstStartOnBusyPortCreatesNoAdmin(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	dir := t.TempDir()
+	cfg, err := parseServeConfig([]string{"--addr", ln.Addr().String(), "--data", dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := serve(context.Background(), cfg); err == nil {
+		t.Fatal("serve on a busy port succeeded")
+	}
+	d, err := db.Open(context.Background(), filepath.Join(dir, "sportello.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if ok, err := portal.HasPlatformAdmin(context.Background(), d); err != nil || ok {
+		t.Fatalf("first admin created by a start that failed to listen (its password was never shown): %v %v", ok, err)
+	}
+}

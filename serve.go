@@ -163,6 +163,14 @@ func serve(ctx context.Context, cfg *Config) error {
 		return err
 	}
 	defer unlock()
+	// Listen before anything is created: a start that fails on a busy
+	// port after creating the first admin would never print that admin's
+	// one-time password (the next start finds an admin and says nothing).
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	defer ln.Close() // after a failed start; srv.Serve closes it otherwise
 	// The first admin is created before the portal loads roles.
 	d0, err := openDB(ctx, cfg.DataDir)
 	if err != nil {
@@ -175,11 +183,11 @@ func serve(ctx context.Context, cfg *Config) error {
 	}
 	a, err := build(ctx, cfg)
 	if err != nil {
-		return err
-	}
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		a.close(context.Background())
+		if firstPassword != "" {
+			// The admin exists now: this is the only time its password
+			// can be shown.
+			fmt.Printf("First start: platform admin %s created, password %s\n(shown only now, although the server did not start; see the error below)\n", cfg.AdminEmail, firstPassword)
+		}
 		return err
 	}
 	url := cfg.BaseURL
