@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -86,7 +87,13 @@ func parseServeConfig(args []string) (*Config, error) {
 	c := &Config{}
 	fs.StringVar(&c.Addr, "addr", env("SPORTELLO_ADDR", ":8080"), "listen address (SPORTELLO_ADDR)")
 	fs.StringVar(&c.DataDir, "data", env("SPORTELLO_DATA", "./data"), "data directory (SPORTELLO_DATA)")
-	fs.BoolVar(&c.Dev, "dev", env("SPORTELLO_DEV", "") == "1", "enable development helpers such as the test citizen login (SPORTELLO_DEV=1)")
+	devEnv := env("SPORTELLO_DEV", "0")
+	if devEnv != "0" && devEnv != "1" {
+		// "true" or "yes" would otherwise leave development mode off
+		// without a word.
+		return nil, fmt.Errorf("SPORTELLO_DEV %q: want 1 (on) or 0 (off)", devEnv)
+	}
+	fs.BoolVar(&c.Dev, "dev", devEnv == "1", "enable development helpers such as the test citizen login (SPORTELLO_DEV=1)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -110,8 +117,10 @@ func parseServeConfig(args []string) (*Config, error) {
 }
 
 func (c *Config) validate() error {
-	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+	if _, port, err := net.SplitHostPort(c.Addr); err != nil {
 		return fmt.Errorf("--addr %q: want host:port, like :8080: %w", c.Addr, err)
+	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("--addr %q: the port must be a number from 0 to 65535", c.Addr)
 	}
 	if c.BaseURL == "" {
 		c.BaseURL = defaultBaseURL(c.Addr)
@@ -130,6 +139,11 @@ func (c *Config) validate() error {
 		}
 		if u, err := url.Parse(s.v); err != nil || u.Host == "" {
 			return fmt.Errorf("%s: not a valid URL", s.name)
+		}
+	}
+	if c.PushURL != "" {
+		if u, _ := url.Parse(c.PushURL); u.Scheme != "http" && u.Scheme != "https" {
+			return fmt.Errorf("SPORTELLO_PUSH_URL: want an http(s) URL, not %q", u.Scheme)
 		}
 	}
 	switch c.LogLevel {
@@ -184,20 +198,23 @@ func loadKeys(dataDir string) (Keys, error) {
 	default:
 		return k, err
 	}
+	sessionSrc, signingSrc := path, path+" (signing key)"
 	if v := os.Getenv("SPORTELLO_SESSION_KEY"); v != "" {
+		sessionSrc = "SPORTELLO_SESSION_KEY"
 		if len(v) != 128 {
 			return k, fmt.Errorf("SPORTELLO_SESSION_KEY: want 128 hex characters (64 random bytes)")
 		}
 		stored.SessionHash, stored.SessionBlock = v[:64], v[64:]
 	}
 	if v := os.Getenv("SPORTELLO_SIGNING_KEY"); v != "" {
+		signingSrc = "SPORTELLO_SIGNING_KEY"
 		stored.Signing = v
 	}
 	for _, p := range []struct {
 		name string
 		hex  string
 		dst  *[]byte
-	}{{"session hash key", stored.SessionHash, &k.SessionHash}, {"session block key", stored.SessionBlock, &k.SessionBlock}, {"signing key", stored.Signing, &k.Signing}} {
+	}{{sessionSrc + " (session hash key)", stored.SessionHash, &k.SessionHash}, {sessionSrc + " (session block key)", stored.SessionBlock, &k.SessionBlock}, {signingSrc, stored.Signing, &k.Signing}} {
 		v, err := hex.DecodeString(p.hex)
 		if err != nil || len(v) != 32 {
 			return k, fmt.Errorf("%s: want 64 hex characters", p.name)

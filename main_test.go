@@ -377,3 +377,44 @@ func TestFirstStartOnBusyPortCreatesNoAdmin(t *testing.T) {
 		t.Fatalf("first admin created by a start that failed to listen (its password was never shown): %v %v", ok, err)
 	}
 }
+
+// TestBadSettingsAreRefusedAtStart: values that used to be taken silently
+// (development mode left off, a push URL no HTTP client can call, a first
+// admin password no form would accept) or reported as another setting's
+// fault (a port that is no number) stop the start with their name.
+func TestBadSettingsAreRefusedAtStart(t *testing.T) {
+	for _, c := range []struct{ env, val, want string }{
+		{"SPORTELLO_DEV", "true", "SPORTELLO_DEV"},
+		{"SPORTELLO_PUSH_URL", "ftp://push.example.it/x", "SPORTELLO_PUSH_URL"},
+		{"SPORTELLO_ADDR", "127.0.0.1:abc", "port must be a number"},
+	} {
+		t.Run(c.env, func(t *testing.T) {
+			t.Setenv(c.env, c.val)
+			if _, err := parseServeConfig(nil); err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("%s=%s: %v, want an error naming %q", c.env, c.val, err, c.want)
+			}
+		})
+	}
+	t.Setenv("SPORTELLO_DEV", "1")
+	if c, err := parseServeConfig(nil); err != nil || !c.Dev {
+		t.Fatalf("SPORTELLO_DEV=1: %+v %v", c, err)
+	}
+
+	t.Setenv("SPORTELLO_SESSION_KEY", strings.Repeat("z", 128))
+	if _, err := loadKeys(t.TempDir()); err == nil || !strings.Contains(err.Error(), "SPORTELLO_SESSION_KEY") {
+		t.Fatalf("non-hex SPORTELLO_SESSION_KEY: %v, want an error naming it", err)
+	}
+
+	d, err := db.Open(context.Background(), filepath.Join(t.TempDir(), "s.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	cfg := &Config{AdminEmail: "admin@localhost", AdminPassword: "short"}
+	if _, err := ensureFirstAdmin(context.Background(), cfg, d); err == nil || !strings.Contains(err.Error(), "SPORTELLO_ADMIN_PASSWORD") {
+		t.Fatalf("first admin with password %q: %v, want a refusal", cfg.AdminPassword, err)
+	}
+	if ok, _ := portal.HasPlatformAdmin(context.Background(), d); ok {
+		t.Fatal("an admin was created with a password the rules refuse")
+	}
+}

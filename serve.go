@@ -144,6 +144,11 @@ func ensureFirstAdmin(ctx context.Context, cfg *Config, d *db.DB) (string, error
 		return "", err
 	}
 	pw := cfg.AdminPassword
+	if p := portal.PasswordProblem(pw, cfg.AdminEmail); pw != "" && p != "" {
+		// No form checks this one: the rules every other password follows
+		// apply here, where it is used (it matters on the first start only).
+		return "", fmt.Errorf("SPORTELLO_ADMIN_PASSWORD is refused by the password rules (%s): at least %d characters, not a common password, not part of the email", p, portal.MinPasswordLength)
+	}
 	if pw == "" {
 		pw = portal.NewPassword()
 	}

@@ -140,3 +140,10 @@ func passwordProblem(pw, email, name string) string {
 	}
 	return ""
 }
+
+// PasswordProblem is passwordProblem for the first admin's password
+// given by the environment, which no form checks: the i18n key of what
+// is wrong with it, or "".
+func PasswordProblem(pw, email string) string {
+	return passwordProblem(pw, email, "Amministratore piattaforma")
+}
