@@ -70,7 +70,11 @@ func (a *App) auditPage(w http.ResponseWriter, r *http.Request, f db.AuditFilter
 		}
 		inst = map[string]any{"ID": *f.InstitutionID, "Name": name, "All": all}
 	}
-	page.Data = map[string]any{"Events": a.auditRows(r, evs), "Older": olderLink, "Action": f.Action, "Actor": f.Actor, "CSV": csvLink,
+	rows := a.auditRows(r, evs)
+	if page.Platform {
+		a.nameInstitutions(r, rows)
+	}
+	page.Data = map[string]any{"Events": rows, "Older": olderLink, "Action": f.Action, "Actor": f.Actor, "CSV": csvLink,
 		"Actions": a.auditActionOptions(r, f.Action), "Inst": inst}
 	a.render(w, r, http.StatusOK, "audit", page)
 }

@@ -3,6 +3,7 @@ package portal
 import (
 	"net/http"
 	"regexp"
+	"strings"
 
 	"sportello/db"
 	"sportello/portal/servicecard"
@@ -35,6 +36,9 @@ type auditRow struct {
 	db.AuditEvent
 	ActionName string // in the reader's language
 	DetailText string // known detail formats in the reader's language
+	// InstitutionName names the event's institution in the console (its
+	// number alone told an admin nothing).
+	InstitutionName string
 }
 
 // actionName names an action in words; an unknown code shows as is.
@@ -101,6 +105,41 @@ func (a *App) auditRows(r *http.Request, evs []db.AuditEvent) []auditRow {
 		rows = append(rows, auditRow{AuditEvent: ev, ActionName: a.actionName(r, ev.Action), DetailText: a.detailText(r, ev.Action, ev.Detail)})
 	}
 	return rows
+}
+
+// nameInstitutions fills the rows' institution names (one query for the
+// page); a name that cannot be read leaves the number shown.
+func (a *App) nameInstitutions(r *http.Request, rows []auditRow) {
+	ids := map[int64]bool{}
+	for _, row := range rows {
+		if row.InstitutionID != nil {
+			ids[*row.InstitutionID] = true
+		}
+	}
+	if len(ids) == 0 {
+		return
+	}
+	query, args := `SELECT id, name FROM institutions WHERE id IN (?`+strings.Repeat(",?", len(ids)-1)+`)`, make([]any, 0, len(ids))
+	for id := range ids {
+		args = append(args, id)
+	}
+	var found []struct {
+		ID   int64  `db:"id"`
+		Name string `db:"name"`
+	}
+	if err := a.DB.R.SelectContext(r.Context(), &found, query, args...); err != nil {
+		a.Logger.Warn("audit: institution names", "err", err)
+		return
+	}
+	names := map[int64]string{}
+	for _, f := range found {
+		names[f.ID] = f.Name
+	}
+	for i := range rows {
+		if id := rows[i].InstitutionID; id != nil {
+			rows[i].InstitutionName = names[*id]
+		}
+	}
 }
 
 // auditActionOptions is the action filter: all actions, all actions on

@@ -75,3 +75,13 @@ func TestAdminAuditKeepsInstitutionFilter(t *testing.T) {
 		t.Errorf("the older link %q drops the institution filter", m[1])
 	}
 }
+
+// TestAdminAuditNamesInstitutions: the console's audit column names the
+// institution (it showed only "#2"), still linking to its filter.
+func TestAdminAuditNamesInstitutions(t *testing.T) {
+	e := newTestEnv(t)
+	_, inst := e.registerInst(2, "b@comune.example.it")
+	pa := e.platformAdmin("root@sportello.example.it")
+	r := pa.get("/admin/audit")
+	mustContain(t, r, fmt.Sprintf(`<a href="/admin/audit?institution=%d">Comune di Prova 2</a>`, inst))
+}
