@@ -349,7 +349,21 @@ type adminServiceRow struct {
 }
 
 func (a *App) adminServices(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query().Get("q")
+	a.renderAdminServices(w, r, http.StatusOK, r.URL.Query().Get("q"), nil)
+}
+
+// limitsError is a refused limit change, shown in its service's row: what
+// was typed stays in the fields, each wrong field marked and explained
+// next to it.
+type limitsError struct {
+	ServiceID         int64
+	Requests, Window  string // as typed
+	RequestsErr       string
+	WindowErr         string
+	KeptReq, KeptWind int // the limit that still holds
+}
+
+func (a *App) renderAdminServices(w http.ResponseWriter, r *http.Request, status int, q string, le *limitsError) {
 	var rows []adminServiceRow
 	err := a.DB.R.SelectContext(r.Context(), &rows, `SELECT s.id, s.public_id, s.institution_id, s.name, s.live_version_id, s.working_version_id,
 		s.authorized_recipients, s.authorized_cidrs, s.max_payment_cents, s.require_secure_channels, s.is_visible, s.rate_limit_requests,
@@ -369,8 +383,12 @@ func (a *App) adminServices(w http.ResponseWriter, r *http.Request) {
 		}
 		rows[i].State = sc.State()
 	}
-	a.render(w, r, http.StatusOK, "admin_services", &Page{Title: a.T(r, "admin.services.title"), Section: "admin_services", Platform: true,
-		Data: map[string]any{"Services": rows, "Q": q}})
+	page := &Page{Title: a.T(r, "admin.services.title"), Section: "admin_services", Platform: true,
+		Data: map[string]any{"Services": rows, "Q": q, "LimitsErr": le}}
+	if le != nil {
+		page.Title = a.T(r, "form.errors_title") + " · " + page.Title
+	}
+	a.render(w, r, status, "admin_services", page)
 }
 
 func (a *App) suspendService(suspend bool) http.HandlerFunc {
@@ -401,6 +419,12 @@ func (a *App) suspendService(suspend bool) http.HandlerFunc {
 	}
 }
 
+// The bounds of a live rate limit an admin may set.
+const (
+	maxLimitRequests = 100000
+	maxLimitWindow   = 3600 // seconds
+)
+
 // setLimits changes a service's live rate limit (requests per window).
 func (a *App) setLimits(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
@@ -408,14 +432,24 @@ func (a *App) setLimits(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	n, err1 := strconv.Atoi(r.FormValue("requests"))
-	win, err2 := strconv.Atoi(r.FormValue("window"))
-	if err1 != nil || err2 != nil || n < 1 || n > 100000 || win < 1 || win > 3600 {
-		// The list page has a form per service: say which one, what was
-		// typed, and what still holds.
-		a.flash(w, r, "error", "admin.limits.invalid", sc.Service.Name, truncate(r.FormValue("requests"), 20), truncate(r.FormValue("window"), 20),
-			sc.Service.RateLimitRequests, sc.Service.RateLimitWindowS)
-		http.Redirect(w, r, "/admin/services", http.StatusSeeOther)
+	// Spaces around a number (a value pasted from elsewhere) are not an
+	// error; a sign, a decimal point or anything else is.
+	reqIn, winIn := strings.TrimSpace(r.FormValue("requests")), strings.TrimSpace(r.FormValue("window"))
+	n, errN := strconv.Atoi(reqIn)
+	win, errW := strconv.Atoi(winIn)
+	le := &limitsError{ServiceID: sc.Service.ID, Requests: truncate(reqIn, 20), Window: truncate(winIn, 20),
+		KeptReq: sc.Service.RateLimitRequests, KeptWind: sc.Service.RateLimitWindowS}
+	if errN != nil || strings.HasPrefix(reqIn, "+") || n < 1 || n > maxLimitRequests {
+		le.RequestsErr = a.T(r, "admin.limits.requests.invalid", maxLimitRequests)
+	}
+	if errW != nil || strings.HasPrefix(winIn, "+") || win < 1 || win > maxLimitWindow {
+		le.WindowErr = a.T(r, "admin.limits.window.invalid", maxLimitWindow)
+	}
+	if le.RequestsErr != "" || le.WindowErr != "" {
+		// The list has a form per service: the page comes back with the
+		// error in that service's row, next to the wrong field, and what
+		// was typed; nothing is stored.
+		a.renderAdminServices(w, r, http.StatusUnprocessableEntity, r.URL.Query().Get("q"), le)
 		return
 	}
 	err := a.writeTx(ctx, func(tx *sqlx.Tx) error {

@@ -2,6 +2,7 @@ package portal
 
 import (
 	"fmt"
+	"html/template"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -283,7 +284,7 @@ func TestServiceRolesAndConsole(t *testing.T) {
 		t.Fatal("the audit does not say what the limit was and became")
 	}
 	r = pa.post("/admin/services/"+sid+"/limits", url.Values{"requests": {"0"}, "window": {"5"}})
-	mustContain(t, pa.follow(r), "Limite di Servizio non salvato: «0» richieste ogni «5» secondi", "Il limite resta di 300 richieste ogni 5 secondi")
+	mustContain(t, r, "Limite di Servizio non salvato", "Il limite resta di 300 richieste ogni 5 secondi")
 	if e.count(`SELECT rate_limit_requests FROM services WHERE public_id = ?`, sid) != 300 {
 		t.Fatal("limit not stored or invalid limit stored")
 	}
@@ -393,4 +394,57 @@ func TestReviewDecidesOnlyWhatWasShown(t *testing.T) {
 	if got := e.versionStates(sid); got != "1:approved" {
 		t.Fatalf("states %s", got)
 	}
+}
+
+// TestAdminLimitsFieldErrors: a refused limit comes back in its service's
+// row with the wrong field marked (aria-invalid, described by its error),
+// what was typed kept, in Italian or English, and nothing stored; spaces
+// around a number are not an error.
+func TestAdminLimitsFieldErrors(t *testing.T) {
+	e := newTestEnv(t)
+	admin, inst := e.registerInst(1, "a@comune.example.it")
+	sid := e.createService(admin, inst, "Servizio")
+	var id int64
+	if err := e.DB.R.Get(&id, `SELECT id FROM services WHERE public_id = ?`, sid); err != nil {
+		t.Fatal(err)
+	}
+	pa := e.platformAdmin("root@sportello.example.it")
+	limits := "/admin/services/" + sid + "/limits"
+	if r := pa.post(limits, url.Values{"requests": {" 200 "}, "window": {"5 "}}); r.Status != http.StatusSeeOther {
+		t.Fatalf("a limit with spaces around the numbers: %d", r.Status)
+	}
+	if n := e.count(`SELECT rate_limit_requests FROM services WHERE id = ?`, id); n != 200 {
+		t.Fatalf("limit %d, want 200", n)
+	}
+	for _, c := range []struct {
+		req, win string
+		badReq   bool
+		badWin   bool
+	}{
+		{"abc", "5", true, false}, {"-5", "5", true, false}, {"0", "5", true, false}, {"999999999", "5", true, false},
+		{"+10", "5", true, false}, {"1e3", "5", true, false}, {"10", "0", false, true}, {"10", "99999", false, true}, {"", "", true, true},
+	} {
+		r := pa.post(limits, url.Values{"requests": {c.req}, "window": {c.win}})
+		if r.Status != http.StatusUnprocessableEntity {
+			t.Fatalf("%q/%q: %d, want 422", c.req, c.win, r.Status)
+		}
+		reqMarked := strings.Contains(r.Body, fmt.Sprintf(`aria-invalid="true" aria-describedby="req-%d-error"`, id))
+		winMarked := strings.Contains(r.Body, fmt.Sprintf(`aria-invalid="true" aria-describedby="win-%d-error"`, id))
+		if reqMarked != c.badReq || winMarked != c.badWin {
+			t.Errorf("%q/%q: requests marked %v, window marked %v; want %v, %v", c.req, c.win, reqMarked, winMarked, c.badReq, c.badWin)
+		}
+		if c.badReq {
+			mustContain(t, r, fmt.Sprintf(`id="req-%d-error"`, id), "Scrivi un numero intero di richieste da 1 a 100000", fmt.Sprintf(`value="%s"`, template.HTMLEscapeString(c.req)))
+		}
+		if c.badWin {
+			mustContain(t, r, fmt.Sprintf(`id="win-%d-error"`, id), "Scrivi la finestra in secondi, un numero intero da 1 a 3600")
+		}
+		mustContain(t, r, "Limite di Servizio non salvato", "Il limite resta di 200 richieste ogni 5 secondi")
+		if n := e.count(`SELECT rate_limit_requests FROM services WHERE id = ?`, id); n != 200 {
+			t.Fatalf("%q/%q stored %d", c.req, c.win, n)
+		}
+	}
+	pa.post("/lang", url.Values{"lang": {"en"}, "next": {"/admin/services"}})
+	r := pa.post(limits, url.Values{"requests": {"-1"}, "window": {"5"}})
+	mustContain(t, r, "Enter a whole number of requests from 1 to 100000", "Limit of Servizio not saved")
 }
