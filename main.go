@@ -22,6 +22,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mattn/go-sqlite3"
+
 	"sportello/db"
 	"sportello/portal"
 )
@@ -80,7 +82,15 @@ func dataFlag(fs *flag.FlagSet) *string {
 }
 
 func openDB(ctx context.Context, dataDir string) (*db.DB, error) {
-	return db.Open(ctx, filepath.Join(dataDir, "sportello.db"))
+	path := filepath.Join(dataDir, "sportello.db")
+	d, err := db.Open(ctx, path)
+	var se sqlite3.Error
+	if errors.As(err, &se) && (se.Code == sqlite3.ErrBusy || se.Code == sqlite3.ErrLocked) {
+		// Alone, "begin: database is locked" after ten seconds says
+		// neither which file nor what to look for.
+		return nil, fmt.Errorf("%s is locked by another process (a sqlite3 shell with an open transaction, a backup tool?); waited %s: %w", path, db.BusyTimeout, err)
+	}
+	return d, err
 }
 
 func adminCommand(ctx context.Context, args []string) error {

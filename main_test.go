@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"flag"
 	"io"
 	"net"
@@ -416,5 +417,34 @@ func TestBadSettingsAreRefusedAtStart(t *testing.T) {
 	}
 	if ok, _ := portal.HasPlatformAdmin(context.Background(), d); ok {
 		t.Fatal("an admin was created with a password the rules refuse")
+	}
+}
+
+// TestLockedDatabaseSaysSo: when another process holds the database's
+// lock (a sqlite3 shell left in a transaction), the start fails naming
+// the file and the likely cause, not with a bare "database is locked".
+func TestLockedDatabaseSaysSo(t *testing.T) {
+	old := db.BusyTimeout
+	db.BusyTimeout = 200 * time.Millisecond
+	t.Cleanup(func() { db.BusyTimeout = old })
+	dir := t.TempDir()
+	d, err := openDB(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	other, err := sql.Open("sqlite3", "file:"+filepath.Join(dir, "sportello.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	other.SetMaxOpenConns(1)
+	if _, err := other.Exec(`BEGIN EXCLUSIVE`); err != nil {
+		t.Fatal(err)
+	}
+	defer other.Exec(`ROLLBACK`)
+	_, err = openDB(context.Background(), dir)
+	if err == nil || !strings.Contains(err.Error(), "locked by another process") || !strings.Contains(err.Error(), filepath.Join(dir, "sportello.db")) {
+		t.Fatalf("open of a locked database: %v", err)
 	}
 }

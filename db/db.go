@@ -18,10 +18,16 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
+	"time"
 
 	"github.com/jmoiron/sqlx"
 	_ "github.com/mattn/go-sqlite3" // registers the "sqlite3" driver
 )
+
+// BusyTimeout is how long a statement waits for a lock another process
+// holds before it fails with "database is locked".
+var BusyTimeout = 10 * time.Second
 
 // ErrNotFound is returned by stores when a row does not exist (or is not
 // visible to the caller, which callers must not distinguish).
@@ -79,7 +85,7 @@ func openUpTo(ctx context.Context, path, last string) (*DB, error) {
 	}
 	common := url.Values{}
 	common.Set("_foreign_keys", "on")
-	common.Set("_busy_timeout", "10000")
+	common.Set("_busy_timeout", strconv.Itoa(int(BusyTimeout/time.Millisecond)))
 	common.Set("_journal_mode", "WAL")
 	common.Set("_synchronous", "FULL")
 
