@@ -80,14 +80,26 @@ func (a *App) suspendInstitution(suspend bool) http.HandlerFunc {
 			if err := tx.GetContext(ctx, &name, `SELECT name FROM institutions WHERE id = ?`, iid); err != nil {
 				return db.NotFound(err)
 			}
-			if _, err := tx.ExecContext(ctx, `UPDATE institutions SET status = ? WHERE id = ?`, status, iid); err != nil {
+			res, err := tx.ExecContext(ctx, `UPDATE institutions SET status = ? WHERE id = ? AND status <> ?`, status, iid, status)
+			if err != nil {
 				return err
+			}
+			if n, _ := res.RowsAffected(); n == 0 {
+				return errNoChange // already so: no event for nothing
 			}
 			return db.Audit(ctx, tx, db.AuditEvent{ActorUserID: &v.User.ID, Actor: v.User.Email, InstitutionID: &iid,
 				Action: action, Target: name, Detail: truncate(reason, 500), ClientIP: a.Resolver.String(r), At: time.Time{}})
 		})
 		if errors.Is(err, db.ErrNotFound) {
 			a.notFound(w, r)
+			return
+		} else if errors.Is(err, errNoChange) {
+			if suspend {
+				a.flash(w, r, "info", "admin.institution.suspended.already", name)
+			} else {
+				a.flash(w, r, "info", "admin.institution.reactivated.already", name)
+			}
+			http.Redirect(w, r, "/admin/institutions", http.StatusSeeOther)
 			return
 		} else if err != nil {
 			a.serverError(w, r, err)

@@ -342,6 +342,9 @@ func (a *App) rejectService(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/admin/reviews", http.StatusSeeOther)
 }
 
+// errNoChange: the suspension or reactivation asked for was already so.
+var errNoChange = errors.New("nothing to change")
+
 type adminServiceRow struct {
 	Service
 	Institution string `db:"institution"`
@@ -404,12 +407,23 @@ func (a *App) suspendService(suspend bool) http.HandlerFunc {
 			kind, key, at = "suspend", "admin.service.suspended", a.now()
 		}
 		err := a.writeTx(ctx, func(tx *sqlx.Tx) error {
-			if _, err := tx.ExecContext(ctx, `UPDATE services SET suspended_at = ? WHERE id = ?`, at, sc.Service.ID); err != nil {
+			// Only a change is a change: suspending a suspended service
+			// (a second click, two admins at once) would move the time it
+			// was suspended and add an event for nothing.
+			res, err := tx.ExecContext(ctx, `UPDATE services SET suspended_at = ? WHERE id = ? AND (suspended_at IS NULL) = ?`, at, sc.Service.ID, suspend)
+			if err != nil {
 				return err
+			}
+			if n, _ := res.RowsAffected(); n == 0 {
+				return errNoChange
 			}
 			return a.serviceEvent(ctx, tx, r, sc.Service, nil, kind, r.FormValue("reason"))
 		})
-		if err != nil {
+		if errors.Is(err, errNoChange) {
+			a.flash(w, r, "info", key+".already", sc.Service.Name)
+			http.Redirect(w, r, "/admin/services", http.StatusSeeOther)
+			return
+		} else if err != nil {
 			a.serverError(w, r, err)
 			return
 		}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // createService creates a service through the portal and returns its public id.
@@ -447,4 +448,39 @@ func TestAdminLimitsFieldErrors(t *testing.T) {
 	pa.post("/lang", url.Values{"lang": {"en"}, "next": {"/admin/services"}})
 	r := pa.post(limits, url.Values{"requests": {"-1"}, "window": {"5"}})
 	mustContain(t, r, "Enter a whole number of requests from 1 to 100000", "Limit of Servizio not saved")
+}
+
+// TestSuspendTwiceChangesNothing: suspending what is suspended (or
+// reactivating what is active), by a second click or a second admin,
+// keeps the time of the suspension and adds no event for nothing.
+func TestSuspendTwiceChangesNothing(t *testing.T) {
+	e := newTestEnv(t)
+	admin, inst := e.registerInst(1, "a@comune.example.it")
+	sid := e.createService(admin, inst, "Servizio")
+	pa := e.platformAdmin("root@sportello.example.it")
+	pa.post("/admin/services/"+sid+"/suspend", nil)
+	var first string
+	if err := e.DB.R.Get(&first, `SELECT suspended_at FROM services WHERE public_id = ?`, sid); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(10 * time.Minute)
+	mustContain(t, pa.follow(pa.post("/admin/services/"+sid+"/suspend", nil)), "era già sospeso")
+	var again string
+	_ = e.DB.R.Get(&again, `SELECT suspended_at FROM services WHERE public_id = ?`, sid)
+	if again != first {
+		t.Errorf("a second suspension moved the time it was suspended: %s → %s", first, again)
+	}
+	pa.post("/admin/services/"+sid+"/reactivate", nil)
+	mustContain(t, pa.follow(pa.post("/admin/services/"+sid+"/reactivate", nil)), "era già attivo")
+	if n := e.count(`SELECT count(*) FROM audit_events WHERE action IN ('service.suspend', 'service.reactivate')`); n != 2 {
+		t.Errorf("%d service suspension events, want 2 (one suspension, one reactivation)", n)
+	}
+
+	path := fmt.Sprintf("/admin/institutions/%d/", inst)
+	mustContain(t, pa.follow(pa.post(path+"reactivate", nil)), "era già attivo")
+	pa.post(path+"suspend", url.Values{"reason": {"verifica"}})
+	mustContain(t, pa.follow(pa.post(path+"suspend", nil)), "era già sospeso")
+	if n := e.count(`SELECT count(*) FROM audit_events WHERE action IN ('institution.suspend', 'institution.reactivate')`); n != 1 {
+		t.Errorf("%d institution suspension events, want 1", n)
+	}
 }
