@@ -74,8 +74,11 @@ type Gateway struct {
 	unauth   *unauthLimiter
 	meter    *meter
 	inflight inflight // Idempotency-Keys whose first request is in flight
-	ckpt     *checkpointer
-	handler  http.Handler
+	// submitErrs samples the log of failed commits (a full disk fails
+	// every send alike).
+	submitErrs errorSampler
+	ckpt       *checkpointer
+	handler    http.Handler
 
 	stop      chan struct{}
 	done      chan struct{}
@@ -110,7 +113,7 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	ctx := context.Background()
 	g := &Gateway{cfg: cfg, log: cfg.Logger, now: cfg.Now, cat: cfg.Catalog,
-		stop: make(chan struct{}), done: make(chan struct{})}
+		stop: make(chan struct{}), done: make(chan struct{}), submitErrs: errorSampler{every: time.Second}}
 	var err error
 	if g.gc, err = send.NewPipeline(cfg.DB, cfg.MaxBatch, cfg.Logger); err != nil {
 		return nil, err

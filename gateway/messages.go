@@ -98,7 +98,9 @@ func (g *Gateway) answerSubmit(w http.ResponseWriter, r *http.Request, c *call, 
 		g.problem(w, r, c, http.StatusUnprocessableEntity, "idempotency_mismatch", nil)
 		return
 	case err != nil:
-		g.log.Error("gateway: submit", "service", c.p.svc.id, "err", err)
+		if ok, held := g.submitErrs.allow(g.now()); ok {
+			g.log.Error("gateway: submit", "service", c.p.svc.id, "err", err, "similar_errors_not_logged", held)
+		}
 		g.problem(w, r, c, http.StatusInternalServerError, "internal", nil)
 		return
 	}
