@@ -12,6 +12,7 @@ import (
 	"sportello/messaging/citizen"
 	"sportello/messaging/delivery"
 	"sportello/messaging/fiscalcode"
+	"sportello/messaging/send"
 )
 
 // Delivery pages of a service: recent messages with their outcome, and the
@@ -107,6 +108,24 @@ func (a *App) recentMessages(ctx context.Context, instID, serviceID int64, mode 
 	return rows, nil
 }
 
+// deliveryWindow is how far back the service messages page counts
+// messages by status and looks for notification problems, as the
+// dashboard counts a week of sends. Over a service's whole history both
+// read every message it ever sent (a year of a large service: 200,000
+// rows, 0.7 s a page); from a time-floor id they walk
+// messages(service_id, id) over the last week only.
+const deliveryWindow = 7 * 24 * time.Hour
+
+const (
+	sqlDeliveryCounts = `SELECT status, count(*) AS n FROM messages
+		WHERE service_id = ? AND institution_id = ? AND id >= ? GROUP BY status ORDER BY status`
+	sqlDeliveryFailures = `SELECT n.message_id, n.channel, n.status, n.attempts, n.last_error, n.updated_at
+		FROM messages m JOIN notifications n ON n.message_id = m.id
+		WHERE m.service_id = ? AND m.institution_id = ? AND m.id >= ?
+			AND (n.status IN ('FAILED', 'EXPIRED') OR (n.status = 'THROTTLED' AND n.attempts > 0))
+		ORDER BY n.updated_at DESC LIMIT 20`
+)
+
 func (a *App) serviceMessagesPage(w http.ResponseWriter, r *http.Request) {
 	ctx, iid := r.Context(), instID(r)
 	sc, ok := a.serviceOf(w, r)
@@ -114,9 +133,9 @@ func (a *App) serviceMessagesPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s := sc.Service
+	floor := send.IDFloor(a.now().Add(-deliveryWindow))
 	var counts []statusCount
-	if err := a.DB.R.SelectContext(ctx, &counts, `SELECT status, count(*) AS n FROM messages
-		WHERE service_id = ? AND institution_id = ? GROUP BY status ORDER BY status`, s.ID, iid); err != nil {
+	if err := a.DB.R.SelectContext(ctx, &counts, sqlDeliveryCounts, s.ID, iid, floor); err != nil {
 		a.serverError(w, r, err)
 		return
 	}
@@ -126,10 +145,7 @@ func (a *App) serviceMessagesPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var failures []deliveryFailure
-	if err := a.DB.R.SelectContext(ctx, &failures, `SELECT n.message_id, n.channel, n.status, n.attempts, n.last_error, n.updated_at
-		FROM notifications n JOIN messages m ON m.id = n.message_id
-		WHERE m.service_id = ? AND m.institution_id = ? AND (n.status IN ('FAILED', 'EXPIRED') OR (n.status = 'THROTTLED' AND n.attempts > 0))
-		ORDER BY n.updated_at DESC LIMIT 20`, s.ID, iid); err != nil {
+	if err := a.DB.R.SelectContext(ctx, &failures, sqlDeliveryFailures, s.ID, iid, floor); err != nil {
 		a.serverError(w, r, err)
 		return
 	}

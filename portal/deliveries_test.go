@@ -8,8 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"sportello/db/dbtest"
 	"sportello/messaging/delivery"
 	"sportello/messaging/delivery/deliverytest"
+	"sportello/messaging/send"
 )
 
 // The delivery pages show outcomes with masked fiscal codes, and the
@@ -106,5 +108,44 @@ func TestAdminMailOutbox(t *testing.T) {
 		"nessuno@example.it", "Non inviata: tentativi sospesi il", "Motivo:", "550 5.1.1 mailbox unavailable", "Apri il link per confermare")
 	if r := staff.get("/admin/mail"); r.Status != http.StatusForbidden && r.Status != http.StatusNotFound {
 		t.Fatalf("institution admin on the console mail page: %d", r.Status)
+	}
+}
+
+// The service messages page counts and looks for notification problems
+// over the last week, from a time-floor id on messages(service_id, id):
+// over the service's whole history both read every message it ever sent
+// (0.7 s a page for a service with 200,000 messages in a year).
+func TestServiceMessagesPageReadsTheLastWeek(t *testing.T) {
+	e := newTestEnv(t)
+	admin, inst := e.registerInst(73, "admin73@comune.example.it")
+	sid := e.createService(admin, inst, "Tributi locali")
+	var svc int64
+	if err := e.DB.R.Get(&svc, `SELECT id FROM services WHERE public_id = ?`, sid); err != nil {
+		t.Fatal(err)
+	}
+	now := e.clock.Now()
+	msg := func(status string, at time.Time, failure string) {
+		id := send.NewID(at)
+		e.DB.W.MustExec(`INSERT INTO messages (id, service_id, institution_id, fiscal_code, mode, time_to_live, status, created_at)
+			VALUES (?, ?, ?, 'RSSMRA85T10A562S', 'test', 3600, ?, ?)`, id, svc, inst, status, at)
+		if failure != "" {
+			e.DB.W.MustExec(`INSERT INTO notifications (message_id, channel, status, attempts, last_error, updated_at)
+				VALUES (?, 'email', 'FAILED', 5, ?, ?)`, id, failure, at)
+		}
+	}
+	msg("PROCESSED", now.Add(-time.Hour), "casella piena di questa settimana")
+	msg("PROCESSED", now.Add(-2*time.Hour), "")
+	msg("REJECTED", now.Add(-20*24*time.Hour), "casella inesistente del mese scorso")
+
+	r := admin.get(fmt.Sprintf("/i/%d/services/%s/messages", inst, sid))
+	mustContain(t, r, "negli ultimi 7 giorni", "casella piena di questa settimana")
+	mustNotContain(t, r, "casella inesistente del mese scorso", `<span class="stat-value">1</span> <span class="stat-label">Rifiutato`)
+
+	floor := send.IDFloor(now.Add(-deliveryWindow))
+	for name, q := range map[string]string{"counts": sqlDeliveryCounts, "failures": sqlDeliveryFailures} {
+		plan := dbtest.Plan(t, e.DB, q, svc, inst, floor)
+		if !strings.Contains(plan, "USING INDEX messages_service (service_id=? AND id>?)") {
+			t.Errorf("%s does not start from the week's floor id:\n%s", name, plan)
+		}
 	}
 }
