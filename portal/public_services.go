@@ -1,8 +1,11 @@
 package portal
 
 import (
+	"encoding/json"
+	"fmt"
 	"html/template"
 	"net/http"
+	"strconv"
 
 	"github.com/gorilla/mux"
 
@@ -22,29 +25,60 @@ type publicService struct {
 	Description template.HTML
 }
 
+// publicServicesPageSize is how many cards one page of the public list
+// shows. The list was every visible service on one page, each card read
+// with its own query: with 2,000 services, 0.9 MB and 0.3-0.5 s an answer
+// to anyone, signed in or not.
+const publicServicesPageSize = 50
+
 // publicServices lists what citizens will find: approved, visible services
-// of active institutions, as their cards are in force.
+// of active institutions, as their cards are in force, a page at a time
+// (?page=N). The OFFSET is bounded by the number of visible services.
 func (a *App) publicServices(w http.ResponseWriter, r *http.Request) {
+	page, err := strconv.Atoi(r.URL.Query().Get("page"))
+	if err != nil || page < 1 {
+		page = 1
+	}
+	page = min(page, 100_000)
 	var rows []struct {
 		PublicID    string `db:"public_id"`
 		Institution string `db:"institution"`
-		VersionID   int64  `db:"live_version_id"`
+		Card        string `db:"card"`
 	}
-	if err := a.DB.R.SelectContext(r.Context(), &rows, `SELECT s.public_id, i.name AS institution, s.live_version_id
-		FROM services s JOIN institutions i ON i.id = s.institution_id
-		WHERE s.live_version_id IS NOT NULL AND s.is_visible = 1 AND s.deleted_at IS NULL AND s.suspended_at IS NULL AND i.status = 'active'
-		ORDER BY i.name COLLATE NOCASE, s.name COLLATE NOCASE`); err != nil {
+	if err := a.DB.R.SelectContext(r.Context(), &rows, `SELECT s.public_id, i.name AS institution, v.card
+		FROM services s JOIN institutions i ON i.id = s.institution_id JOIN service_versions v ON v.id = s.live_version_id
+		WHERE s.is_visible = 1 AND s.deleted_at IS NULL AND s.suspended_at IS NULL AND i.status = 'active'
+		ORDER BY i.name COLLATE NOCASE, s.name COLLATE NOCASE, s.id LIMIT ? OFFSET ?`,
+		publicServicesPageSize+1, (page-1)*publicServicesPageSize); err != nil {
 		a.serverError(w, r, err)
 		return
 	}
-	var out []publicService
+	more := len(rows) > publicServicesPageSize
+	if more {
+		rows = rows[:publicServicesPageSize]
+	}
+	out := make([]publicService, 0, len(rows))
 	for _, row := range rows {
-		v, err := loadVersion(r.Context(), a.DB.R, row.VersionID)
-		if err != nil {
-			a.serverError(w, r, err)
+		var card servicecard.Card
+		if err := json.Unmarshal([]byte(row.Card), &card); err != nil {
+			a.serverError(w, r, fmt.Errorf("service %s card: %w", row.PublicID, err))
 			return
 		}
-		out = append(out, publicService{PublicID: row.PublicID, Institution: row.Institution, Card: v.Card, Description: servicecard.RenderMarkdown(v.Card.Description)})
+		out = append(out, publicService{PublicID: row.PublicID, Institution: row.Institution, Card: card, Description: servicecard.RenderMarkdown(card.Description)})
 	}
-	a.render(w, r, http.StatusOK, "public_services", &Page{Title: a.T(r, "public.title"), Data: out})
+	link := func(p int) string {
+		if p == 1 {
+			return "/services"
+		}
+		return "/services?page=" + strconv.Itoa(p)
+	}
+	var prev, next string
+	if page > 1 {
+		prev = link(page - 1)
+	}
+	if more {
+		next = link(page + 1)
+	}
+	a.render(w, r, http.StatusOK, "public_services", &Page{Title: a.T(r, "public.title"),
+		Data: map[string]any{"Services": out, "Prev": prev, "Next": next, "First": link(1), "Page": page}})
 }
