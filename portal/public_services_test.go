@@ -39,3 +39,30 @@ func TestPublicServicesArePaged(t *testing.T) {
 	mustContain(t, c.get("/services?page=9"), "Questa pagina non ha servizi.")
 	mustContain(t, c.get("/services?page=x"), "Servizio pubblico 000")
 }
+
+// The console's list of services is paged too: it stopped at the first 500
+// services, the others out of reach but by a search.
+func TestAdminServicesArePaged(t *testing.T) {
+	e := newTestEnv(t)
+	_, inst := e.registerInst(1, "anna@comune.example.it")
+	ctx := context.Background()
+	const n = adminServicesPageSize + 3
+	for i := 0; i < n; i++ {
+		if _, err := deliverytest.AddService(ctx, e.DB, inst, fmt.Sprintf("Servizio numero %03d", i), deliverytest.ServiceOpts{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pa := e.platformAdmin("root@sportello.example.it")
+	rows := func(r resp) int { return strings.Count(r.Body, `/limits" class="inline"`) }
+	first := pa.get("/admin/services?q=numero")
+	if got := rows(first); got != adminServicesPageSize {
+		t.Fatalf("first page lists %d services, want %d", got, adminServicesPageSize)
+	}
+	mustContain(t, first, `href="/admin/services?page=2&q=numero"`, "Servizi successivi")
+	second := pa.get("/admin/services?page=2&q=numero")
+	if got := rows(second); got != n-adminServicesPageSize {
+		t.Fatalf("second page lists %d services, want %d", got, n-adminServicesPageSize)
+	}
+	mustContain(t, second, fmt.Sprintf("Servizio numero %03d", n-1), `href="/admin/services?q=numero"`, "Servizi precedenti")
+	mustNotContain(t, second, "Servizi successivi")
+}
