@@ -142,3 +142,61 @@ func TestExportOfALargeHistoryIsWrittenAsItIsRead(t *testing.T) {
 		t.Fatalf("the export held %d KB of heap and wrote %d KB at once for a %d KB file", held>>10, w.large>>10, w.n>>10)
 	}
 }
+
+// Deleting an account with a large inbox does the bulk of the work in
+// chunks, each its own transaction, before the one that removes the
+// profile: in one transaction, 20,000 messages held the single writer for
+// 2.4 s, every gateway send waiting for it. Seen here by making the last
+// transaction fail: the chunks before it are committed.
+func TestAccountDeletionWorksInChunksBeforeTheLastTransaction(t *testing.T) {
+	e := newEnv(t)
+	fc := person(22)
+	e.call(fc, "PUT", "/citizen/v1/profile", map[string]any{"email": "anna@example.it"}, nil)
+	s := e.service("Tributi", deliverytest.ServiceOpts{})
+	n := 2*deleteChunk + 7
+	tx := e.db.W.MustBegin()
+	start := e.clock.Now().Add(-time.Hour)
+	for i := 0; i < n; i++ {
+		at := start.Add(time.Duration(i) * time.Millisecond)
+		id := deliverytest.NewID(at)
+		if err := deliverytest.InsertTx(e.ctx, tx, id, deliverytest.Message{Service: s, FiscalCode: fc, CreatedAt: at}); err != nil {
+			t.Fatal(err)
+		}
+		tx.MustExec(`DELETE FROM outbox WHERE message_id = ?`, id)
+		tx.MustExec(`UPDATE messages SET status = 'PROCESSED' WHERE id = ?`, id)
+		tx.MustExec(`INSERT INTO inbox (fiscal_code, message_id, service_id, created_at) VALUES (?, ?, ?, ?)`, fc, id, s.ID, at)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	count := func(q string) int {
+		var c int
+		if err := e.db.R.Get(&c, q, fc); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	// The writer is one connection: a temporary trigger on it makes the
+	// profile's removal fail.
+	e.db.W.MustExec(`CREATE TEMP TRIGGER fail_profile_delete BEFORE DELETE ON main.profiles BEGIN SELECT RAISE(ABORT, 'test'); END`)
+	if code := e.call(fc, "DELETE", "/citizen/v1/profile", nil, nil); code != 500 {
+		t.Fatalf("deletion with a failing last step: %d", code)
+	}
+	if left := count(`SELECT count(*) FROM inbox WHERE fiscal_code = ?`); left != 0 {
+		t.Fatalf("%d inbox rows left: the deletion did everything in its last transaction", left)
+	}
+	if kept := count(`SELECT count(*) FROM messages WHERE fiscal_code = ? AND content IS NOT NULL`); kept != 0 {
+		t.Fatalf("%d messages kept their content", kept)
+	}
+	if count(`SELECT count(*) FROM profiles WHERE fiscal_code = ?`) != 1 {
+		t.Fatal("the profile is gone though its removal failed")
+	}
+	e.db.W.MustExec(`DROP TRIGGER temp.fail_profile_delete`)
+	if code := e.call(fc, "DELETE", "/citizen/v1/profile", nil, nil); code != 204 {
+		t.Fatalf("deletion asked again: %d", code)
+	}
+	if count(`SELECT count(*) FROM profiles WHERE fiscal_code = ?`) != 0 ||
+		count(`SELECT count(*) FROM messages_by_recipient WHERE fiscal_code = ?`) != n {
+		t.Fatal("the account is not deleted, or its messages are not findable by recipient")
+	}
+}
