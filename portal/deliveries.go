@@ -88,10 +88,16 @@ type statusCount struct {
 	N      int    `db:"n"`
 }
 
-func (a *App) recentMessages(ctx context.Context, instID, serviceID int64, mode string, limit int, render bool) ([]deliveryMessage, error) {
+// recentMessages lists the service's newest messages, of one mode if
+// mode is set, with an id at or above floor if it is set.
+func (a *App) recentMessages(ctx context.Context, instID, serviceID int64, mode, floor string, limit int, render bool) ([]deliveryMessage, error) {
 	q := `SELECT id, fiscal_code, mode, status, rejection_reason, content, require_secure_channels, created_at, processed_at
 		FROM messages WHERE service_id = ? AND institution_id = ?`
 	args := []any{serviceID, instID}
+	if floor != "" {
+		q += ` AND id >= ?`
+		args = append(args, floor)
+	}
 	if mode != "" {
 		q += ` AND mode = ?`
 		args = append(args, mode)
@@ -139,7 +145,7 @@ func (a *App) serviceMessagesPage(w http.ResponseWriter, r *http.Request) {
 		a.serverError(w, r, err)
 		return
 	}
-	recent, err := a.recentMessages(ctx, iid, s.ID, "", 50, false)
+	recent, err := a.recentMessages(ctx, iid, s.ID, "", "", 50, false)
 	if err != nil {
 		a.serverError(w, r, err)
 		return
@@ -153,13 +159,20 @@ func (a *App) serviceMessagesPage(w http.ResponseWriter, r *http.Request) {
 		Data: map[string]any{"S": sc, "Tab": "messages", "Service": s, "Counts": counts, "Recent": recent, "Failures": failures}})
 }
 
+// sandboxWindow is how far back the sandbox looks for test messages: as
+// far as message content is kept by default (delivery's retention), since
+// an older message has no text left to show. Without it, a service in
+// production for months walked its whole history of live messages
+// looking for test ones (200,000 rows, 0.22-0.25 s a page).
+const sandboxWindow = 30 * 24 * time.Hour
+
 func (a *App) serviceSandboxPage(w http.ResponseWriter, r *http.Request) {
 	sc, ok := a.serviceOf(w, r)
 	if !ok {
 		return
 	}
 	s := sc.Service
-	msgs, err := a.recentMessages(r.Context(), instID(r), s.ID, "test", 20, true)
+	msgs, err := a.recentMessages(r.Context(), instID(r), s.ID, "test", send.IDFloor(a.now().Add(-sandboxWindow)), 20, true)
 	if err != nil {
 		a.serverError(w, r, err)
 		return

@@ -149,3 +149,27 @@ func TestServiceMessagesPageReadsTheLastWeek(t *testing.T) {
 		}
 	}
 }
+
+// The sandbox looks for test messages over the last 30 days (as long as
+// content is kept): a service in production for months walked its whole
+// history of live messages to find none.
+func TestSandboxReadsTheLastMonth(t *testing.T) {
+	e := newTestEnv(t)
+	admin, inst := e.registerInst(74, "admin74@comune.example.it")
+	sid := e.createService(admin, inst, "Tributi locali")
+	var svc int64
+	if err := e.DB.R.Get(&svc, `SELECT id FROM services WHERE public_id = ?`, sid); err != nil {
+		t.Fatal(err)
+	}
+	now := e.clock.Now()
+	msg := func(subject string, at time.Time) {
+		e.DB.W.MustExec(`INSERT INTO messages (id, service_id, institution_id, fiscal_code, mode, content, time_to_live, status, created_at)
+			VALUES (?, ?, ?, 'RSSMRA85T10A562S', 'test', ?, 3600, 'PROCESSED', ?)`, send.NewID(at), svc, inst,
+			fmt.Sprintf(`{"subject":%q,"markdown":"Testo del messaggio di prova per la sandbox del servizio."}`, subject), at)
+	}
+	msg("Prova di questa settimana", now.Add(-48*time.Hour))
+	msg("Prova di due mesi fa", now.Add(-60*24*time.Hour))
+	r := admin.get(fmt.Sprintf("/i/%d/services/%s/sandbox", inst, sid))
+	mustContain(t, r, "Prova di questa settimana", "negli ultimi 30 giorni")
+	mustNotContain(t, r, "Prova di due mesi fa")
+}

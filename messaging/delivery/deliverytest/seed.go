@@ -16,6 +16,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"sportello/db"
+	"sportello/messaging/send"
 )
 
 // Service is a seeded, approved, visible service.
@@ -154,10 +155,10 @@ type Message struct {
 	Payment    map[string]any
 }
 
-// NewID returns a time-ordered message id (26 characters, like a ULID).
-func NewID(t time.Time) string {
-	return fmt.Sprintf("%013x", t.UnixMilli()) + randHex(7)[:13]
-}
+// NewID returns a message id as the send path makes them (send.NewID), so
+// that ids compare with send.IDFloor as real ones do: the pages that read
+// a time window from a floor id would miss hex ids made here.
+func NewID(t time.Time) string { return send.NewID(t) }
 
 func randHex(n int) string {
 	b := make([]byte, n)
