@@ -3,6 +3,7 @@ package portal
 import (
 	"errors"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -48,20 +49,29 @@ type adminInstitutionRow struct {
 	Members int `db:"members"`
 }
 
+// adminInstitutionsPageSize is how many institutions one page of the
+// console's list shows: it stopped at the first 500 with nothing saying so.
+const adminInstitutionsPageSize = 100
+
 func (a *App) adminInstitutions(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query().Get("q")
+	q, page := r.URL.Query().Get("q"), pageOf(r)
 	var rows []adminInstitutionRow
 	err := a.DB.R.SelectContext(r.Context(), &rows, `SELECT i.id, i.name, i.fiscal_code, i.pec, i.status, i.created_at,
 		(SELECT count(*) FROM memberships m WHERE m.institution_id = i.id) AS members
 		FROM institutions i
 		WHERE ? = '' OR i.name LIKE '%' || ? || '%' OR i.fiscal_code LIKE ? || '%'
-		ORDER BY i.name COLLATE NOCASE LIMIT 500`, q, q, q)
+		ORDER BY i.name COLLATE NOCASE, i.id LIMIT ? OFFSET ?`, q, q, q, adminInstitutionsPageSize+1, (page-1)*adminInstitutionsPageSize)
 	if err != nil {
 		a.serverError(w, r, err)
 		return
 	}
+	more := len(rows) > adminInstitutionsPageSize
+	if more {
+		rows = rows[:adminInstitutionsPageSize]
+	}
+	prev, next := pageLinks("/admin/institutions", url.Values{"q": {q}}, page, more)
 	a.render(w, r, http.StatusOK, "admin_institutions", &Page{Title: a.T(r, "admin.institutions.title"), Section: "institutions", Platform: true,
-		Data: map[string]any{"Institutions": rows, "Q": q}})
+		Data: map[string]any{"Institutions": rows, "Q": q, "Prev": prev, "Next": next}})
 }
 
 // suspendInstitution suspends or reactivates an institution; its members

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
-	"strconv"
 
 	"github.com/gorilla/mux"
 
@@ -35,11 +34,7 @@ const publicServicesPageSize = 50
 // of active institutions, as their cards are in force, a page at a time
 // (?page=N). The OFFSET is bounded by the number of visible services.
 func (a *App) publicServices(w http.ResponseWriter, r *http.Request) {
-	page, err := strconv.Atoi(r.URL.Query().Get("page"))
-	if err != nil || page < 1 {
-		page = 1
-	}
-	page = min(page, 100_000)
+	page := pageOf(r)
 	var rows []struct {
 		PublicID    string `db:"public_id"`
 		Institution string `db:"institution"`
@@ -66,19 +61,7 @@ func (a *App) publicServices(w http.ResponseWriter, r *http.Request) {
 		}
 		out = append(out, publicService{PublicID: row.PublicID, Institution: row.Institution, Card: card, Description: servicecard.RenderMarkdown(card.Description)})
 	}
-	link := func(p int) string {
-		if p == 1 {
-			return "/services"
-		}
-		return "/services?page=" + strconv.Itoa(p)
-	}
-	var prev, next string
-	if page > 1 {
-		prev = link(page - 1)
-	}
-	if more {
-		next = link(page + 1)
-	}
+	prev, next := pageLinks("/services", nil, page, more)
 	a.render(w, r, http.StatusOK, "public_services", &Page{Title: a.T(r, "public.title"),
-		Data: map[string]any{"Services": out, "Prev": prev, "Next": next, "First": link(1), "Page": page}})
+		Data: map[string]any{"Services": out, "Prev": prev, "Next": next, "First": "/services", "Page": page}})
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"sportello/messaging/delivery/deliverytest"
 )
@@ -65,4 +66,27 @@ func TestAdminServicesArePaged(t *testing.T) {
 	}
 	mustContain(t, second, fmt.Sprintf("Servizio numero %03d", n-1), `href="/admin/services?q=numero"`, "Servizi precedenti")
 	mustNotContain(t, second, "Servizi successivi")
+}
+
+// The console's list of institutions is paged: it stopped at the first 500.
+func TestAdminInstitutionsArePaged(t *testing.T) {
+	e := newTestEnv(t)
+	const n = adminInstitutionsPageSize + 4
+	for i := 0; i < n; i++ {
+		e.DB.W.MustExec(`INSERT INTO institutions (name, fiscal_code, pec, created_at) VALUES (?, ?, 'pec@example.it', ?)`,
+			fmt.Sprintf("Ente numero %03d", i), fmt.Sprintf("%011d", 70000000000+i), time.Now().UTC())
+	}
+	pa := e.platformAdmin("root@sportello.example.it")
+	rows := func(r resp) int { return strings.Count(r.Body, `/suspend" class="inline"`) }
+	first := pa.get("/admin/institutions?q=numero")
+	if got := rows(first); got != adminInstitutionsPageSize {
+		t.Fatalf("first page lists %d institutions, want %d", got, adminInstitutionsPageSize)
+	}
+	mustContain(t, first, `href="/admin/institutions?page=2&q=numero"`, "Enti successivi")
+	second := pa.get("/admin/institutions?page=2&q=numero")
+	if got := rows(second); got != n-adminInstitutionsPageSize {
+		t.Fatalf("second page lists %d institutions, want %d", got, n-adminInstitutionsPageSize)
+	}
+	mustContain(t, second, fmt.Sprintf("Ente numero %03d", n-1), `href="/admin/institutions?q=numero"`, "Enti precedenti")
+	mustNotContain(t, second, "Enti successivi")
 }

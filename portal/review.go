@@ -377,13 +377,9 @@ type limitsError struct {
 // refused limit change posts to an action that carries the page it came
 // from, so its row is on the page that comes back).
 func (a *App) renderAdminServices(w http.ResponseWriter, r *http.Request, status int, q string, le *limitsError) {
-	page, err := strconv.Atoi(r.URL.Query().Get("page"))
-	if err != nil || page < 1 {
-		page = 1
-	}
-	page = min(page, 100_000)
+	page := pageOf(r)
 	var rows []adminServiceRow
-	err = a.DB.R.SelectContext(r.Context(), &rows, `SELECT s.id, s.public_id, s.institution_id, s.name, s.live_version_id, s.working_version_id,
+	err := a.DB.R.SelectContext(r.Context(), &rows, `SELECT s.id, s.public_id, s.institution_id, s.name, s.live_version_id, s.working_version_id,
 		s.authorized_recipients, s.authorized_cidrs, s.max_payment_cents, s.require_secure_channels, s.is_visible, s.rate_limit_requests,
 		s.rate_limit_window_s, s.suspended_at, s.deleted_at, s.created_at, i.name AS institution
 		FROM services s JOIN institutions i ON i.id = s.institution_id
@@ -406,26 +402,7 @@ func (a *App) renderAdminServices(w http.ResponseWriter, r *http.Request, status
 		}
 		rows[i].State = sc.State()
 	}
-	link := func(p int) string {
-		v := url.Values{}
-		if q != "" {
-			v.Set("q", q)
-		}
-		if p > 1 {
-			v.Set("page", strconv.Itoa(p))
-		}
-		if len(v) == 0 {
-			return "/admin/services"
-		}
-		return "/admin/services?" + v.Encode()
-	}
-	var prev, next string
-	if page > 1 {
-		prev = link(page - 1)
-	}
-	if more {
-		next = link(page + 1)
-	}
+	prev, next := pageLinks("/admin/services", url.Values{"q": {q}}, page, more)
 	p := &Page{Title: a.T(r, "admin.services.title"), Section: "admin_services", Platform: true,
 		Data: map[string]any{"Services": rows, "Q": q, "Page": page, "Prev": prev, "Next": next, "LimitsErr": le}}
 	if le != nil {
@@ -521,16 +498,5 @@ func (a *App) setLimits(w http.ResponseWriter, r *http.Request) {
 	a.serviceChanged(sc.Service.ID)
 	a.flash(w, r, "success", "admin.limits.saved", sc.Service.Name, n, win)
 	// Back to the page of the list the change was made on.
-	back := url.Values{}
-	if q := r.URL.Query().Get("q"); q != "" {
-		back.Set("q", q)
-	}
-	if p, err := strconv.Atoi(r.URL.Query().Get("page")); err == nil && p > 1 && p <= 100_000 {
-		back.Set("page", strconv.Itoa(p))
-	}
-	to := "/admin/services"
-	if len(back) > 0 {
-		to += "?" + back.Encode()
-	}
-	http.Redirect(w, r, to, http.StatusSeeOther)
+	http.Redirect(w, r, pageURL("/admin/services", url.Values{"q": {r.URL.Query().Get("q")}}, pageOf(r)), http.StatusSeeOther)
 }
