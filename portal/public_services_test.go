@@ -3,6 +3,9 @@ package portal
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -54,7 +57,9 @@ func TestAdminServicesArePaged(t *testing.T) {
 		}
 	}
 	pa := e.platformAdmin("root@sportello.example.it")
-	rows := func(r resp) int { return strings.Count(r.Body, `/limits" class="inline"`) }
+	limitsForm := regexp.MustCompile(`<form method="post" action="/admin/services/[^"/]+/limits\?`)
+	rows := func(r resp) int { return len(limitsForm.FindAllString(r.Body, -1)) } // one limits form a service
+
 	first := pa.get("/admin/services?q=numero")
 	if got := rows(first); got != adminServicesPageSize {
 		t.Fatalf("first page lists %d services, want %d", got, adminServicesPageSize)
@@ -66,6 +71,28 @@ func TestAdminServicesArePaged(t *testing.T) {
 	}
 	mustContain(t, second, fmt.Sprintf("Servizio numero %03d", n-1), `href="/admin/services?q=numero"`, "Servizi precedenti")
 	mustNotContain(t, second, "Servizi successivi")
+
+	// A limit changed on the second page: refused, the page that comes
+	// back is the second, with the row and its error; saved, the admin
+	// is sent back to the second page.
+	var last string
+	if err := e.DB.R.Get(&last, `SELECT public_id FROM services WHERE name = ?`, fmt.Sprintf("Servizio numero %03d", n-1)); err != nil {
+		t.Fatal(err)
+	}
+	limits := "/admin/services/" + last + "/limits?q=numero&page=2"
+	mustContain(t, second, `action="`+limits+`"`)
+	bad := pa.post(limits, url.Values{"requests": {"-1"}, "window": {"5"}})
+	if bad.Status != http.StatusUnprocessableEntity {
+		t.Fatalf("refused limit: %d", bad.Status)
+	}
+	mustContain(t, bad, fmt.Sprintf("Limite di Servizio numero %03d non salvato", n-1), "Servizi precedenti")
+	if got := rows(bad); got != n-adminServicesPageSize {
+		t.Fatalf("the refused change came back on a page of %d services, want the second (%d)", got, n-adminServicesPageSize)
+	}
+	ok := pa.post(limits, url.Values{"requests": {"10"}, "window": {"5"}})
+	if ok.Status != http.StatusSeeOther || ok.Location != "/admin/services?page=2&q=numero" {
+		t.Fatalf("saved limit: %d to %q, want 303 to the second page", ok.Status, ok.Location)
+	}
 }
 
 // The console's list of institutions is paged: it stopped at the first 500.
