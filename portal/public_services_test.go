@@ -89,6 +89,13 @@ func TestAdminServicesArePaged(t *testing.T) {
 	if got := rows(bad); got != n-adminServicesPageSize {
 		t.Fatalf("the refused change came back on a page of %d services, want the second (%d)", got, n-adminServicesPageSize)
 	}
+	// Its language switch goes back to the list's page, not to the form's
+	// address (which answers only POST: switching language got a 405).
+	req, _ := http.NewRequest("POST", e.Srv.URL+limits, strings.NewReader(url.Values{"requests": {"-1"}, "window": {"5"}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	req.Header.Set("Referer", e.Srv.URL+"/admin/services?page=2&q=numero")
+	mustContain(t, pa.do(req), `name="next" value="/admin/services?page=2&q=numero"`)
 	ok := pa.post(limits, url.Values{"requests": {"10"}, "window": {"5"}})
 	if ok.Status != http.StatusSeeOther || ok.Location != "/admin/services?page=2&q=numero" {
 		t.Fatalf("saved limit: %d to %q, want 303 to the second page", ok.Status, ok.Location)

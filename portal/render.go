@@ -212,6 +212,15 @@ func (a *App) fillPage(w http.ResponseWriter, r *http.Request, p *Page) {
 	// The page's own address, query included and still escaped: the
 	// language switch comes back to it (a decoded "%" or "?" would not).
 	p.Path = r.URL.RequestURI()
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		// A page shown in answer to a form (one refused, with its errors)
+		// has the form's address, which often answers only POST (a limit,
+		// an invitation): the switch goes back to the page the form was
+		// on. Referrer-Policy is same-origin, so a browser sends it.
+		if ref, err := url.Parse(r.Referer()); err == nil && ref.Host == r.Host && strings.HasPrefix(ref.Path, "/") {
+			p.Path = ref.RequestURI()
+		}
+	}
 	if v := viewerOf(r); v != nil {
 		p.Viewer = v
 		if p.Insts == nil {
