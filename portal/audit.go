@@ -97,20 +97,19 @@ func (a *App) adminAuditPage(w http.ResponseWriter, r *http.Request) {
 	a.auditPage(w, r, f, &Page{Title: a.T(r, "audit.title"), Section: "audit", Platform: true})
 }
 
-// auditCSVMax bounds one export; narrower filters get the rest.
-const auditCSVMax = 100_000
-
 // auditCSVChunk is how many events one read of the export takes: the
 // export is read newest first in keyset chunks (id < the last one
 // written), each written out before the next is read, so a server
 // exporting a year's log holds one chunk, not the file, and no read
-// stays open while a slow client downloads.
+// stays open while a slow client downloads. So the export needs no cap
+// either: it is every matching event (a compliance archive that stops at
+// some row count without saying so is worse than a long download).
 const auditCSVChunk = 500
 
 // auditCSV writes the filtered events as CSV for spreadsheets and
 // compliance archives, newest first, with the same filters as the page.
 func (a *App) auditCSV(w http.ResponseWriter, r *http.Request, f db.AuditFilter, name string) {
-	f.BeforeID, f.Limit = 0, min(auditCSVChunk, auditCSVMax)
+	f.BeforeID, f.Limit = 0, auditCSVChunk
 	evs, err := a.DB.AuditEvents(r.Context(), f)
 	if err != nil {
 		a.serverError(w, r, err)
@@ -120,7 +119,6 @@ func (a *App) auditCSV(w http.ResponseWriter, r *http.Request, f db.AuditFilter,
 	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s-%s.csv"`, name, a.now().Format("20060102-1504")))
 	cw := csv.NewWriter(w)
 	_ = cw.Write([]string{"id", "time_utc", "actor", "institution_id", "action", "target", "detail", "client_ip"})
-	written := 0
 	for {
 		for _, ev := range evs {
 			inst := ""
@@ -131,11 +129,10 @@ func (a *App) auditCSV(w http.ResponseWriter, r *http.Request, f db.AuditFilter,
 				csvCell(ev.Action), csvCell(ev.Target), csvCell(ev.Detail), csvCell(ev.ClientIP)})
 		}
 		cw.Flush()
-		written += len(evs)
-		if len(evs) < f.Limit || written >= auditCSVMax || cw.Error() != nil {
+		if len(evs) < f.Limit || cw.Error() != nil {
 			return
 		}
-		f.BeforeID, f.Limit = evs[len(evs)-1].ID, min(auditCSVChunk, auditCSVMax-written)
+		f.BeforeID = evs[len(evs)-1].ID
 		if evs, err = a.DB.AuditEvents(r.Context(), f); err != nil {
 			// The status is sent: cut the download rather than end it
 			// as if the file were whole.
