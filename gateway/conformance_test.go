@@ -175,6 +175,11 @@ func TestAnswersMatchTheOpenAPIDocument(t *testing.T) {
 		call{"send, database failing", "POST", sendPath, 500, func() resp { return broken.do("POST", "/api/v1/messages/"+mario, brokenKey, body) }, nil},
 		call{"send, code in body, database failing", "POST", sendInBody, 500, func() resp {
 			return broken.do("POST", "/api/v1/messages", brokenKey, inBody(mario))
+		}, nil},
+		call{"message, database failing", "GET", messagePath, 500, func() resp { return broken.do("GET", "/api/v1/messages/"+mario+"/x", brokenKey, nil) }, nil},
+		call{"profile, database failing", "GET", profilePath, 500, func() resp { return broken.do("GET", "/api/v1/profiles/"+mario, brokenKey, nil) }, nil},
+		call{"profile by POST, database failing", "POST", profilePost, 500, func() resp {
+			return broken.do("POST", "/api/v1/profiles", brokenKey, map[string]string{"fiscal_code": mario})
 		}, nil})
 
 	// Codes the document lists that this test does not provoke, and why.
