@@ -411,3 +411,25 @@ func TestIdempotencyKeysAreSeparateForTestAndLive(t *testing.T) {
 		t.Fatalf("%d live messages, want 1", n)
 	}
 }
+
+// IO hands integrators fake fiscal codes for their tests, of the form
+// ^[A-Z]{6}[0-9]{2}A[0-9]{2}Y[0-9]{3}X$ (no real birthplace code starts
+// with Y), whose last letter is no check character. An integrator coming
+// from IO keeps using theirs: once among the service's test recipients it
+// is a recipient like any other, not a 400 check_character.
+func TestIOSandboxFiscalCodes(t *testing.T) {
+	e := newEnv(t)
+	const ioSandbox = "ISPXNB32A82Y766X"
+	_, testKey, _ := e.service(svcOpts{recipients: []string{ioSandbox}})
+	r := e.do("POST", "/api/v1/messages/"+ioSandbox, testKey, msg("Promemoria TARI"))
+	if r.StatusCode != 201 {
+		t.Fatalf("send to an IO sandbox code: %d %s", r.StatusCode, r.body)
+	}
+	if g := e.do("GET", r.Header.Get("Location"), testKey, nil); g.StatusCode != 200 {
+		t.Fatalf("read: %d %s", g.StatusCode, g.body)
+	}
+	// Another sandbox code is not among the recipients: 403, as any other.
+	if r := e.do("POST", "/api/v1/messages/AAAAAA00A00Y000X", testKey, msg("Promemoria TARI")); r.StatusCode != 403 {
+		t.Fatalf("sandbox code outside the test list: %d %s", r.StatusCode, r.body)
+	}
+}

@@ -15,14 +15,19 @@ var personPattern = regexp.MustCompile(`^[A-Z]{6}[0-9LMNPQRSTUV]{2}[ABCDEHLMPRST
 // It does not carry a valid check character; it is accepted by name.
 const Sandbox = "AAAAAA00A00A000A"
 
+// sandboxPattern is IO's pattern of the fake fiscal codes it gives
+// integrators for their tests. Their last letter is always X, not a check
+// character; no real code matches (no birthplace code starts with Y).
+var sandboxPattern = regexp.MustCompile(`^[A-Z]{6}[0-9]{2}A[0-9]{2}Y[0-9]{3}X$`)
+
 // Normalize upper-cases and trims a fiscal code as typed by a person.
 func Normalize(s string) string { return strings.ToUpper(strings.TrimSpace(s)) }
 
 // Problem says what is wrong with a person fiscal code: "" when valid,
 // "format" when it does not match the pattern, "check" when the check
-// character is wrong. The sandbox code is valid.
+// character is wrong. The sandbox code and IO's sandbox codes are valid.
 func Problem(cf string) string {
-	if cf == Sandbox {
+	if cf == Sandbox || sandboxPattern.MatchString(cf) {
 		return ""
 	}
 	if !personPattern.MatchString(cf) {
@@ -35,7 +40,7 @@ func Problem(cf string) string {
 }
 
 // ValidPerson reports whether cf is a well-formed person fiscal code with the
-// right check character (or the sandbox code).
+// right check character (or a sandbox code).
 func ValidPerson(cf string) bool { return Problem(cf) == "" }
 
 var oddValues = map[byte]int{

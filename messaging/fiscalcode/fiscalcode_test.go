@@ -9,6 +9,10 @@ func TestPerson(t *testing.T) {
 		"RSSMRA85T10A562":  "format", // too short
 		"rssmra85t10a562s": "format", // not normalized
 		"AAAAAA00A00A000A": "",       // sandbox
+		"AAAAAA00A00Y000X": "",       // IO sandbox pattern: no check character to verify
+		"ISPXNB32A82Y766X": "",       // IO sandbox pattern
+		"ISPXNB32A82Y766Y": "check",  // not the pattern (last letter): verified as a person's
+		"ISPXNB32A82Z766X": "check",  // not the pattern (Z, a foreign birthplace): verified
 		"RSSMRA85T1LA562S": "check",  // omocodia letter accepted by the pattern, check differs
 		"":                 "format",
 	}
