@@ -22,7 +22,7 @@ var ProblemCodes = []string{
 var Rules = []string{
 	send.RuleRequired, send.RuleMinLength, send.RuleMaxLength, send.RuleMin, send.RuleMax, send.RulePattern,
 	send.RuleCheckChar, send.RuleEnum, send.RuleDateTime, send.RuleMaxPayment, send.RuleConflict, send.RuleOrgCode,
-	send.RuleType, send.RuleSyntax, send.RuleUnknownBody, send.RuleEncoding, send.RuleCharacters,
+	send.RuleType, send.RuleSyntax, send.RuleUnknownBody, send.RuleEncoding, send.RuleCharacters, send.RuleBlank,
 }
 
 // problemDoc is an RFC 9457 problem detail. Errors lists every broken

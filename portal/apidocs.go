@@ -49,8 +49,8 @@ type apiRule struct{ Field, Rule, Limit, LimitKey string }
 
 var apiRules = []apiRule{
 	{"fiscal_code", send.RulePattern + ", " + send.RuleCheckChar, "", "gateway.docs.limit.fiscal_code"},
-	{"content.subject", send.RuleMinLength + ", " + send.RuleMaxLength, "10–120", ""},
-	{"content.markdown", send.RuleMinLength + ", " + send.RuleMaxLength, "80–10000", ""},
+	{"content.subject", send.RuleMinLength + ", " + send.RuleMaxLength + ", " + send.RuleBlank + ", " + send.RuleCharacters, "10–120", ""},
+	{"content.markdown", send.RuleMinLength + ", " + send.RuleMaxLength + ", " + send.RuleBlank + ", " + send.RuleCharacters, "80–10000", ""},
 	{"time_to_live", send.RuleMin + ", " + send.RuleMax, "", "gateway.docs.limit.ttl"},
 	{"content.due_date", send.RuleDateTime, "RFC 3339 (ISO 8601), 2026-12-31T23:59:00+01:00", ""},
 	{"content.payment_data.amount", send.RuleRequired + ", " + send.RuleMin + ", " + send.RuleMax + ", " + send.RuleMaxPayment, "", "gateway.docs.limit.amount"},

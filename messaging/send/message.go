@@ -98,6 +98,7 @@ const (
 	RuleUnknownBody = "body"
 	RuleEncoding    = "encoding"
 	RuleCharacters  = "characters"
+	RuleBlank       = "blank"
 )
 
 // Limits is what a service allows beyond IO's fixed rules.
@@ -134,16 +135,20 @@ func Validate(m *NewMessage, lim Limits) []FieldError {
 		add("content", RuleRequired, nil, nil)
 		return errs
 	}
-	// The minimum counts what a citizen sees (ten spaces or zero-width
-	// characters are not a subject); the maximum counts every character.
+	// The minimum counts as IO does, every character as JavaScript counts
+	// it (UTF-16 units), so what IO accepts is accepted here; text with
+	// nothing a citizen could read (ten spaces, zero-width characters) is
+	// refused on its own rule. The maximum counts characters.
 	length := func(field, s string, lo, hi int, newlines bool) {
 		switch n := utf8.RuneCountInString(s); {
 		case s == "":
 			add(field, RuleRequired, nil, nil)
-		case visibleLength(s) < lo:
-			add(field, RuleMinLength, lo, visibleLength(s)) // only on the error path
+		case utf16Length(s) < lo:
+			add(field, RuleMinLength, lo, utf16Length(s)) // only on the error path
 		case n > hi:
 			add(field, RuleMaxLength, hi, n)
+		case !hasVisible(s):
+			add(field, RuleBlank, nil, nil)
 		default:
 			if bad, ok := textcheck.BadCharacter(s, newlines); ok {
 				add(field, RuleCharacters, nil, fmt.Sprintf("U+%04X", bad))
@@ -192,16 +197,29 @@ func Validate(m *NewMessage, lim Limits) []FieldError {
 
 var orgShape = regexp.MustCompile(`^[0-9]{11}$`)
 
-// visibleLength counts the characters of s that are neither spaces nor
-// invisible format characters (zero-width space, joiners, BOM).
-func visibleLength(s string) int {
+// utf16Length is the length of s as JavaScript (and so IO's validation)
+// counts it: characters beyond the Basic Multilingual Plane, most emoji,
+// count twice.
+func utf16Length(s string) int {
 	n := 0
 	for _, r := range s {
-		if !unicode.IsSpace(r) && !unicode.Is(unicode.Cf, r) {
+		if r > 0xFFFF {
 			n++
 		}
+		n++
 	}
 	return n
+}
+
+// hasVisible reports whether s has a character that is neither a space
+// nor an invisible format character (zero-width space, joiners, BOM).
+func hasVisible(s string) bool {
+	for _, r := range s {
+		if !unicode.IsSpace(r) && !unicode.Is(unicode.Cf, r) {
+			return true
+		}
+	}
+	return false
 }
 
 // parseDueDate reads an RFC 3339 date and time. RFC 3339 allows a lower
