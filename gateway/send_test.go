@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -244,7 +245,8 @@ func TestAcceptedMessageSurvivesRestartAndOnlyItsServiceReadsIt(t *testing.T) {
 				Subject string `json:"subject"`
 				DueDate string `json:"due_date"`
 			} `json:"content"`
-			TTL int `json:"time_to_live"`
+			TTL       int    `json:"time_to_live"`
+			CreatedAt string `json:"created_at"`
 		} `json:"message"`
 		Status       string            `json:"status"`
 		Notification map[string]string `json:"notification"`
@@ -255,6 +257,11 @@ func TestAcceptedMessageSurvivesRestartAndOnlyItsServiceReadsIt(t *testing.T) {
 	if got.Status != "ACCEPTED" || got.Message.Content.Subject != "Promemoria TARI" || got.Message.TTL != 3600 ||
 		got.Message.FiscalCode != mario || got.Notification == nil {
 		t.Fatalf("message %s", g.body)
+	}
+	// IO's format: UTC, exactly three fractional digits (Go's default has
+	// up to nine and drops trailing zeros; Python before 3.11 refuses it).
+	if !regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$`).MatchString(got.Message.CreatedAt) {
+		t.Errorf("created_at %q is not IO's format", got.Message.CreatedAt)
 	}
 	if n := e.count(`SELECT COUNT(*) FROM outbox WHERE message_id = ?`, created.ID); n != 1 {
 		t.Fatal("no outbox row")

@@ -230,10 +230,21 @@ type StoredMessage struct {
 	ID               string          `json:"id"`
 	FiscalCode       string          `json:"fiscal_code"`
 	TimeToLive       int64           `json:"time_to_live"`
-	CreatedAt        time.Time       `json:"created_at"`
+	CreatedAt        Timestamp       `json:"created_at"`
 	Content          json.RawMessage `json:"content,omitempty"`
 	SenderServiceID  string          `json:"sender_service_id"`
 	FeatureLevelType string          `json:"feature_level_type"`
+}
+
+// Timestamp is a time as IO writes it in its answers: UTC with exactly
+// three fractional digits ("2026-12-03T16:05:09.120Z"). Go's default
+// writes nanoseconds and drops trailing zeros, which some clients' date
+// parsers refuse (Python's before 3.11 takes 3 or 6 digits only).
+type Timestamp time.Time
+
+// MarshalJSON writes t in IO's format.
+func (t Timestamp) MarshalJSON() ([]byte, error) {
+	return []byte(`"` + time.Time(t).UTC().Format("2006-01-02T15:04:05.000Z") + `"`), nil
 }
 
 // Get reads a message of the given service; another service's message, or
@@ -254,7 +265,7 @@ func (s *Store) Get(ctx context.Context, from Sender, fiscalCode, id string) (*S
 		return nil, db.NotFound(err)
 	}
 	out := &Stored{Status: row.Status, Notification: map[string]string{}, RejectionReason: row.Reason.String,
-		Message: StoredMessage{ID: row.ID, FiscalCode: row.CF, TimeToLive: row.TTL, CreatedAt: row.Created.UTC(),
+		Message: StoredMessage{ID: row.ID, FiscalCode: row.CF, TimeToLive: row.TTL, CreatedAt: Timestamp(row.Created),
 			SenderServiceID: from.ServicePublicID, FeatureLevelType: row.Feature}}
 	if row.Content.Valid {
 		out.Message.Content = json.RawMessage(row.Content.String)
