@@ -448,3 +448,14 @@ func TestLockedDatabaseSaysSo(t *testing.T) {
 		t.Fatalf("open of a locked database: %v", err)
 	}
 }
+
+// The commands a start prints reach the server's data directory: "admin
+// create" without --data on another directory quietly made a new, empty
+// database under ./data.
+func TestPrintedCommandsNameTheDataDir(t *testing.T) {
+	for dir, want := range map[string]string{"./data": "", "data": "", "data/": "", "/srv/sportello": " --data /srv/sportello"} {
+		if got := dataArg(dir); got != want {
+			t.Errorf("dataArg(%q) = %q, want %q", dir, got, want)
+		}
+	}
+}

@@ -203,7 +203,7 @@ func serve(ctx context.Context, cfg *Config) error {
 	if firstPassword != "" {
 		fmt.Printf("First start: platform admin %s, password %s\n(shown only now; change it from \"Your account\" after signing in)\n", cfg.AdminEmail, firstPassword)
 	} else {
-		fmt.Printf("Sign in as a platform admin (first admin: %s); add one with: go run . admin create --email X\n", cfg.AdminEmail)
+		fmt.Printf("Sign in as a platform admin (first admin: %s); add one with: go run . admin create --email X%s\n", cfg.AdminEmail, dataArg(cfg.DataDir))
 	}
 	if cfg.PushURL != "" {
 		// Not the URL: it may carry credentials.
@@ -354,4 +354,15 @@ func seedDemoCommand(ctx context.Context, args []string) error {
 	out, _ := json.Marshal(res)
 	fmt.Println(string(out))
 	return nil
+}
+
+// dataArg is the --data flag a printed command needs to reach this data
+// directory: none for the default, which the commands use anyway (a
+// command run without it on another directory would quietly create a new,
+// empty database under ./data).
+func dataArg(dir string) string {
+	if filepath.Clean(dir) == filepath.Clean("./data") {
+		return ""
+	}
+	return " --data " + dir
 }
