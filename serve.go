@@ -119,6 +119,8 @@ func build(ctx context.Context, cfg *Config) (*app, error) {
 		return fail(err)
 	}
 	mux := http.NewServeMux()
+	mux.Handle("/readyz", &readiness{db: d, dataDir: cfg.DataDir, minFree: readyMinFree,
+		lastSendFailure: gw.LastSubmitFailure, now: time.Now})
 	mux.Handle("/api/v1/", gw.Handler())
 	mux.Handle("/citizen/", cz.Handler())
 	mux.Handle("/", p.Handler())

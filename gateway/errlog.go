@@ -13,7 +13,8 @@ type errorSampler struct {
 	every time.Duration
 
 	mu         sync.Mutex
-	last       time.Time
+	last       time.Time // the last error logged
+	latest     time.Time // the last error, logged or not
 	suppressed int
 }
 
@@ -22,6 +23,7 @@ type errorSampler struct {
 func (s *errorSampler) allow(now time.Time) (bool, int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.latest = now
 	if d := now.Sub(s.last); !s.last.IsZero() && d >= 0 && d < s.every {
 		s.suppressed++
 		return false, 0
@@ -29,4 +31,11 @@ func (s *errorSampler) allow(now time.Time) (bool, int) {
 	n := s.suppressed
 	s.last, s.suppressed = now, 0
 	return true, n
+}
+
+// latestError is when the last error was seen (zero if never).
+func (s *errorSampler) latestError() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.latest
 }

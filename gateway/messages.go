@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"net/http"
+	"time"
 
 	"sportello/db"
 	"sportello/messaging/fiscalcode"
@@ -89,6 +90,11 @@ func (g *Gateway) postMessage(w http.ResponseWriter, r *http.Request, c *call) {
 	c.settle(err == nil && !out.Replayed)
 	g.answerSubmit(w, r, c, m.FiscalCode, out, err)
 }
+
+// LastSubmitFailure is when a send last failed to commit (zero if none
+// has): the readiness check reports the instance unready for a while after
+// one, as when the disk is full.
+func (g *Gateway) LastSubmitFailure() time.Time { return g.submitErrs.latestError() }
 
 // answerSubmit answers a send: 201 with the id (a new message or a
 // retry's), 422 for a reused Idempotency-Key, 500 otherwise.
