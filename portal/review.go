@@ -434,7 +434,16 @@ func (a *App) suspendService(suspend bool) http.HandlerFunc {
 			if n, _ := res.RowsAffected(); n == 0 {
 				return errNoChange
 			}
-			return a.serviceEvent(ctx, tx, r, sc.Service, nil, kind, r.FormValue("reason"))
+			// The reason is the institution's to read: on the service's
+			// page (its history) and in the mail to its admins.
+			var reason string
+			if suspend {
+				reason = truncate(plainLine(r.FormValue("reason")), 500)
+			}
+			if err := a.serviceEvent(ctx, tx, r, sc.Service, nil, kind, reason); err != nil {
+				return err
+			}
+			return a.queueDecisionMail(ctx, tx, sc.Service, 0, sc.Service.Name, kind, reason)
 		})
 		if errors.Is(err, errNoChange) {
 			a.flash(w, r, "info", key+".already", sc.Service.Name)

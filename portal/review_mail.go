@@ -7,11 +7,13 @@ import (
 
 	"github.com/jmoiron/sqlx"
 
+	"sportello/messaging/textcheck"
 	"sportello/templates/i18n"
 )
 
 // queueDecisionMail tells the institution that a platform admin decided on
-// a submitted service: staff submit and then wait days, and should not have
+// a submitted service (kind approve or reject), or suspended or
+// reactivated one (versionID 0: no submitter, the admins only): staff submit and then wait days, and should not have
 // to keep checking the portal. It writes to mail_outbox inside the
 // decision's transaction, so the mail exists exactly when the decision
 // does; the delivery pipeline sends it (or platform admins read it in the
@@ -34,9 +36,17 @@ func (a *App) queueDecisionMail(ctx context.Context, tx *sqlx.Tx, s *Service, ve
 	l := i18n.Default
 	subject := a.Catalog.T(l, "review.mail."+kind+".subject", serviceName)
 	var body string
-	if kind == "reject" {
+	switch kind {
+	case "reject":
 		body = a.Catalog.T(l, "review.mail.reject.body", serviceName, instName, reason, link)
-	} else {
+	case "suspend":
+		if reason == "" {
+			reason = a.Catalog.T(l, "review.mail.suspend.no_reason")
+		}
+		body = a.Catalog.T(l, "review.mail.suspend.body", serviceName, instName, reason, link)
+	case "reactivate":
+		body = a.Catalog.T(l, "review.mail.reactivate.body", serviceName, instName, link)
+	default:
 		body = a.Catalog.T(l, "review.mail.approve.body", serviceName, instName, link)
 	}
 	now := a.now()
@@ -47,4 +57,22 @@ func (a *App) queueDecisionMail(ctx context.Context, tx *sqlx.Tx, s *Service, ve
 		}
 	}
 	return nil
+}
+
+// plainLine is s trimmed, on one line, without control or text-direction
+// characters: a reason typed in an inline form and shown to another party
+// in a page and a mail (an override there could make it read backwards).
+func plainLine(s string) string {
+	var b strings.Builder
+	for _, r := range strings.TrimSpace(s) {
+		if r == '\n' || r == '\r' || r == '\t' {
+			b.WriteRune(' ')
+			continue
+		}
+		if _, bad := textcheck.BadCharacter(string(r), false); bad {
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return strings.TrimSpace(b.String())
 }

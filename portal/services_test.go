@@ -484,3 +484,36 @@ func TestSuspendTwiceChangesNothing(t *testing.T) {
 		t.Errorf("%d institution suspension events, want 1", n)
 	}
 }
+
+// A suspension's reason reaches the institution: on the service's page and
+// in a mail to its admins, cleaned of what could make it read otherwise;
+// the reactivation is mailed too. (The console's form had no reason field,
+// and the institution learnt of a suspension from its integrators' 403s.)
+func TestSuspensionReasonReachesTheInstitution(t *testing.T) {
+	e := newTestEnv(t)
+	admin, inst := e.registerInst(1, "a@comune.example.it")
+	sid := e.createService(admin, inst, "Servizio")
+	pa := e.platformAdmin("root@sportello.example.it")
+	mustContain(t, pa.get("/admin/services"), `name="reason"`, "Motivo della sospensione di Servizio")
+	pa.post("/admin/services/"+sid+"/suspend", url.Values{"reason": {"  Invii a cittadini\nnon autorizzati \u202eonemmoc  "}})
+	var reason string
+	if err := e.DB.R.Get(&reason, `SELECT e.reason FROM service_events e JOIN services s ON s.id = e.service_id
+		WHERE s.public_id = ? AND e.kind = 'suspend'`, sid); err != nil {
+		t.Fatal(err)
+	}
+	if want := "Invii a cittadini non autorizzati onemmoc"; reason != want {
+		t.Fatalf("stored reason %q, want %q", reason, want)
+	}
+	mustContain(t, admin.get(fmt.Sprintf("/i/%d/services/%s", inst, sid)), "Invii a cittadini non autorizzati onemmoc")
+	var body string
+	if err := e.DB.R.Get(&body, `SELECT body FROM mail_outbox WHERE to_addr = 'a@comune.example.it' AND subject LIKE '%è sospeso'`); err != nil {
+		t.Fatalf("no suspension mail to the institution's admin: %v", err)
+	}
+	if !strings.Contains(body, "«Invii a cittadini non autorizzati onemmoc»") {
+		t.Fatalf("mail without the reason:\n%s", body)
+	}
+	pa.post("/admin/services/"+sid+"/reactivate", nil)
+	if n := e.count(`SELECT count(*) FROM mail_outbox WHERE to_addr = 'a@comune.example.it' AND subject LIKE '%di nuovo attivo'`); n != 1 {
+		t.Fatalf("%d reactivation mails, want 1", n)
+	}
+}
