@@ -84,7 +84,10 @@ func (a *App) suspendInstitution(suspend bool) http.HandlerFunc {
 		if suspend {
 			status, action = "suspended", "institution.suspend"
 		}
-		reason := r.FormValue("reason")
+		var reason string
+		if suspend {
+			reason = truncate(plainLine(r.FormValue("reason")), 500)
+		}
 		var name string
 		err := a.writeTx(ctx, func(tx *sqlx.Tx) error {
 			if err := tx.GetContext(ctx, &name, `SELECT name FROM institutions WHERE id = ?`, iid); err != nil {
@@ -97,8 +100,12 @@ func (a *App) suspendInstitution(suspend bool) http.HandlerFunc {
 			if n, _ := res.RowsAffected(); n == 0 {
 				return errNoChange // already so: no event for nothing
 			}
-			return db.Audit(ctx, tx, db.AuditEvent{ActorUserID: &v.User.ID, Actor: v.User.Email, InstitutionID: &iid,
-				Action: action, Target: name, Detail: truncate(reason, 500), ClientIP: a.Resolver.String(r), At: time.Time{}})
+			if err := db.Audit(ctx, tx, db.AuditEvent{ActorUserID: &v.User.ID, Actor: v.User.Email, InstitutionID: &iid,
+				Action: action, Target: name, Detail: reason, ClientIP: a.Resolver.String(r), At: time.Time{}}); err != nil {
+				return err
+			}
+			// Its members can no longer open its pages to find out why.
+			return a.queueInstitutionMail(ctx, tx, iid, name, suspend, reason)
 		})
 		if errors.Is(err, db.ErrNotFound) {
 			a.notFound(w, r)

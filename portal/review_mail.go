@@ -59,6 +59,35 @@ func (a *App) queueDecisionMail(ctx context.Context, tx *sqlx.Tx, s *Service, ve
 	return nil
 }
 
+// queueInstitutionMail tells an institution's admins that a platform admin
+// suspended (with the reason given) or reactivated it: while suspended its
+// members cannot open its pages to read why, and its integrators meet 403s.
+func (a *App) queueInstitutionMail(ctx context.Context, tx *sqlx.Tx, iid int64, name string, suspend bool, reason string) error {
+	var to []string
+	if err := tx.SelectContext(ctx, &to, `SELECT u.email FROM users u JOIN memberships m ON m.user_id = u.id
+		WHERE m.institution_id = ? AND m.role = 'admin' ORDER BY u.email`, iid); err != nil {
+		return err
+	}
+	l := i18n.Default
+	subject := a.Catalog.T(l, "review.mail.institution_reactivate.subject", name)
+	body := a.Catalog.T(l, "review.mail.institution_reactivate.body", name, strings.TrimRight(a.BaseURL, "/"))
+	if suspend {
+		if reason == "" {
+			reason = a.Catalog.T(l, "review.mail.suspend.no_reason")
+		}
+		subject = a.Catalog.T(l, "review.mail.institution_suspend.subject", name)
+		body = a.Catalog.T(l, "review.mail.institution_suspend.body", name, reason)
+	}
+	now := a.now()
+	for _, addr := range to {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO mail_outbox (to_addr, subject, body, created_at) VALUES (?, ?, ?, ?)`,
+			addr, subject, body, now); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // plainLine is s trimmed, on one line, without control or text-direction
 // characters: a reason typed in an inline form and shown to another party
 // in a page and a mail (an override there could make it read backwards).

@@ -517,3 +517,27 @@ func TestSuspensionReasonReachesTheInstitution(t *testing.T) {
 		t.Fatalf("%d reactivation mails, want 1", n)
 	}
 }
+
+// A suspended institution's admins are told, with the reason: its members
+// can no longer open its pages to find out. Operators get no mail.
+func TestInstitutionSuspensionIsMailedToItsAdmins(t *testing.T) {
+	e := newTestEnv(t)
+	admin, inst := e.registerInst(1, "a@comune.example.it")
+	e.inviteAndJoin(admin, inst, "op@comune.example.it", "operator")
+	pa := e.platformAdmin("root@sportello.example.it")
+	pa.post(fmt.Sprintf("/admin/institutions/%d/suspend", inst), url.Values{"reason": {" Verifica\u202e della PEC "}})
+	var body string
+	if err := e.DB.R.Get(&body, `SELECT body FROM mail_outbox WHERE to_addr = 'a@comune.example.it' AND subject LIKE '%è sospeso'`); err != nil {
+		t.Fatalf("no suspension mail to the institution's admin: %v", err)
+	}
+	if !strings.Contains(body, "«Verifica della PEC»") {
+		t.Fatalf("mail without the cleaned reason:\n%s", body)
+	}
+	if n := e.count(`SELECT count(*) FROM mail_outbox WHERE to_addr = 'op@comune.example.it'`); n != 0 {
+		t.Fatalf("%d mails to an operator", n)
+	}
+	pa.post(fmt.Sprintf("/admin/institutions/%d/reactivate", inst), nil)
+	if n := e.count(`SELECT count(*) FROM mail_outbox WHERE to_addr = 'a@comune.example.it' AND subject LIKE '%di nuovo attivo'`); n != 1 {
+		t.Fatalf("%d reactivation mails, want 1", n)
+	}
+}
