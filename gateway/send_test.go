@@ -442,3 +442,32 @@ func TestIOSandboxFiscalCodes(t *testing.T) {
 		t.Fatalf("sandbox code outside the test list: %d %s", r.StatusCode, r.body)
 	}
 }
+
+// A body written for IO, with fields IO knows and Sportello does not
+// deliver, is accepted (an integrator changes only the base URL) and those
+// fields are not stored: they reach no citizen.
+func TestIOOnlyFieldsAreAcceptedAndNotStored(t *testing.T) {
+	e := newEnv(t)
+	_, _, liveKey := e.service(svcOpts{approved: true})
+	body := map[string]any{
+		"default_addresses": map[string]any{"email": "someone@example.com"},
+		"content": map[string]any{"subject": "Ricetta medica", "markdown": strings.Repeat("Testo del messaggio. ", 5),
+			"prescription_data": map[string]any{"nre": "050A00854698121", "iup": "0000X0NFM"},
+			"legal_data":        map[string]any{"sender_mail_from": "pec@comune.it", "has_attachment": false, "message_unique_id": "1"},
+			"third_party_data":  map[string]any{"id": "ext-1"},
+			"eu_covid_cert":     map[string]any{"auth_code": "x"}},
+	}
+	r := e.do("POST", "/api/v1/messages/"+mario, liveKey, body)
+	if r.StatusCode != 201 {
+		t.Fatalf("IO body: %d %s", r.StatusCode, r.body)
+	}
+	var content string
+	if err := e.d.R.Get(&content, `SELECT content FROM messages`); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"prescription_data", "legal_data", "third_party_data", "eu_covid_cert", "someone@example.com"} {
+		if strings.Contains(content, f) {
+			t.Errorf("stored content has %s: %s", f, content)
+		}
+	}
+}
