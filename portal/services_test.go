@@ -541,3 +541,27 @@ func TestInstitutionSuspensionIsMailedToItsAdmins(t *testing.T) {
 		t.Fatalf("%d reactivation mails, want 1", n)
 	}
 }
+
+// From the console's list a platform admin reaches a service's keys, where
+// one key (a leaked one) can be revoked without suspending the service.
+func TestPlatformAdminRevokesOneKeyFromTheConsole(t *testing.T) {
+	e := newTestEnv(t)
+	admin, inst := e.registerInst(1, "a@comune.example.it")
+	sid := e.createService(admin, inst, "Servizio")
+	pa := e.platformAdmin("root@sportello.example.it")
+	keys := fmt.Sprintf("/i/%d/services/%s/keys", inst, sid)
+	mustContain(t, pa.get("/admin/services"), `href="`+keys+`"`)
+	if r := pa.get(keys); r.Status != http.StatusOK {
+		t.Fatalf("keys page for a platform admin: %d", r.Status)
+	}
+	before := e.count(`SELECT count(*) FROM api_keys k JOIN services s ON s.id = k.service_id WHERE s.public_id = ? AND k.revoked_at IS NULL`, sid)
+	if r := pa.post(keys+"/revoke", url.Values{"mode": {"test"}, "slot": {"secondary"}}); r.Status != http.StatusSeeOther {
+		t.Fatalf("revoke: %d", r.Status)
+	}
+	if after := e.count(`SELECT count(*) FROM api_keys k JOIN services s ON s.id = k.service_id WHERE s.public_id = ? AND k.revoked_at IS NULL`, sid); after != before-1 {
+		t.Fatalf("active keys %d → %d, want one fewer", before, after)
+	}
+	if n := e.count(`SELECT count(*) FROM services WHERE public_id = ? AND suspended_at IS NULL`, sid); n != 1 {
+		t.Fatal("the service was suspended")
+	}
+}
