@@ -90,6 +90,9 @@ func (p *Enforcer) SetInstitutionRole(userID, instID int64, role string) error {
 
 // SetPlatformAdmin grants or revokes the platform admin role.
 func (p *Enforcer) SetPlatformAdmin(userID int64, on bool) error {
+	if p.IsPlatformAdmin(userID) == on {
+		return nil
+	}
 	var err error
 	if on {
 		_, err = p.e.AddRoleForUserInDomain(User(userID), PlatformAdmin, "*")
@@ -109,4 +112,10 @@ func RoleFor(membershipRole string) string {
 		return InstOperator
 	}
 	return ""
+}
+
+// IsPlatformAdmin reports whether userID holds the platform admin role.
+func (p *Enforcer) IsPlatformAdmin(userID int64) bool {
+	ok, _ := p.e.HasRoleForUser(User(userID), PlatformAdmin, "*")
+	return ok
 }

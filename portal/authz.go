@@ -29,8 +29,17 @@ func instDomain(id int64) string { return policies.Institution(id) }
 // signedIn requires a signed-in viewer, sending others to the login page.
 func (a *App) signedIn(h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if viewerOf(r) == nil {
+		v := viewerOf(r)
+		if v == nil {
 			a.toLogin(w, r)
+			return
+		}
+		// The users row, read for this request, is the truth about who is
+		// a platform admin; casbin's copy follows it. "sportello admin
+		// create" writes the row from another process while the server
+		// runs, and its admin got 403 until a restart.
+		if err := a.Enforcer.SetPlatformAdmin(v.User.ID, v.User.IsPlatformAdmin); err != nil {
+			a.serverError(w, r, err)
 			return
 		}
 		h(w, r)

@@ -1,6 +1,7 @@
 package portal
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -523,4 +524,23 @@ func TestRegistrationLookupsAreLimited(t *testing.T) {
 		t.Fatalf("registration %d from one IP: %d, want 429", throttleIPMax+1, last.Status)
 	}
 	mustContain(t, last, "Troppi tentativi")
+}
+
+// A platform admin created from the command line while the server runs
+// (another process: "sportello admin create") reaches the console at once;
+// the server's casbin roles had been loaded at start only, so the new
+// admin got 403 until a restart.
+func TestPlatformAdminCreatedWhileRunningReachesTheConsole(t *testing.T) {
+	e := newTestEnv(t)
+	_, inst := e.registerInst(1, "anna@comune.example.it")
+	if err := CreatePlatformAdmin(context.Background(), e.DB, "nuovo@sportello.example.it", testPassword); err != nil {
+		t.Fatal(err)
+	}
+	c := e.login("nuovo@sportello.example.it", testPassword)
+	if r := c.get("/admin"); r.Status != http.StatusOK {
+		t.Fatalf("console for an admin created while running: %d", r.Status)
+	}
+	if r := c.get(fmt.Sprintf("/i/%d/", inst)); r.Status != http.StatusOK {
+		t.Fatalf("an institution's page for that admin: %d", r.Status)
+	}
 }
