@@ -19,7 +19,7 @@ var auditActions = []string{
 	"service.create", "service.card", "service.settings", "service.checklist", "service.edit", "service.discard", "service.submit", "service.withdraw",
 	"service.approve", "service.reject", "service.suspend", "service.reactivate", "service.limits", "service.delete",
 	"key.create_test", "key.create_live", "key.regenerate", "key.revoke",
-	"admin.create", "demo.seed",
+	"admin.create", "admin.grant", "admin.revoke", "demo.seed",
 }
 
 func knownAuditAction(code string) bool {
