@@ -336,6 +336,9 @@ func (j *journey) live() {
 	// Without SMTP the review decisions wait there for admins to read.
 	j.platform.open("/admin/mail").heading(it("delivery.mail.title")).see(it("delivery.mail.not_sent"), svcName)
 	j.platform.screenshot("29-admin-mail")
+	// Platform admins manage their own team there too.
+	j.platform.open("/admin/admins").heading(it("admins.title")).see(it("admins.add.heading"))
+	j.platform.screenshot("29b-admin-admins")
 
 	// Back at the office, the dashboard shows the service live.
 	a.open(j.instPath+"/").see(svcName, it("next.live"))
