@@ -227,13 +227,14 @@ func (a *API) appPage(w http.ResponseWriter, r *http.Request, fc string) {
 		}
 		listed := len(rows)
 		rows = append(rows, tests...)
+		stored, err := allStoredPreferences(ctx, a.db.R, fc)
+		if err != nil {
+			a.serverError(w, r, err)
+			return
+		}
 		var toggles []serviceToggle
 		for i := range rows {
-			pref, _, err := effectivePreference(ctx, a.db.R, p, &rows[i])
-			if err != nil {
-				a.serverError(w, r, err)
-				return
-			}
+			pref, _ := preferenceFrom(p, &rows[i], stored[rows[i].ID])
 			toggles = append(toggles, serviceToggle{ID: rows[i].PublicID, Name: rows[i].name(), Org: rows[i].OrgName, Test: i >= listed, Pref: pref})
 		}
 		data["Services"] = toggles
