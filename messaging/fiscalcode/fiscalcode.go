@@ -27,13 +27,12 @@ func Normalize(s string) string { return strings.ToUpper(strings.TrimSpace(s)) }
 // "format" when it does not match the pattern, "check" when the check
 // character is wrong. The sandbox code and IO's sandbox codes are valid.
 func Problem(cf string) string {
-	if cf == Sandbox || sandboxPattern.MatchString(cf) {
-		return ""
-	}
 	if !personPattern.MatchString(cf) {
-		return "format"
+		return "format" // the sandbox codes match it too
 	}
-	if CheckChar(cf[:15]) != cf[15] {
+	// Only a code whose check character is wrong can be a sandbox code:
+	// a real one, on every send, pays for no second pattern.
+	if CheckChar(cf[:15]) != cf[15] && cf != Sandbox && !sandboxPattern.MatchString(cf) {
 		return "check"
 	}
 	return ""
