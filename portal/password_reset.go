@@ -81,18 +81,29 @@ func IssuePasswordReset(ctx context.Context, d *db.DB, email string, now time.Ti
 	if err := d.R.GetContext(ctx, &u, `SELECT `+userColumns+` FROM users WHERE email = ?`, email); err != nil {
 		return u, "", db.NotFound(err) // userByEmail needs an App; the CLI has none
 	}
-	tok := newToken()
+	var tok string
 	err := d.WriteTx(ctx, func(tx *sqlx.Tx) error {
-		if _, err := tx.ExecContext(ctx, `UPDATE password_resets SET used_at = ? WHERE user_id = ? AND used_at IS NULL`, now, u.ID); err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO password_resets (user_id, token_hash, created_at, expires_at) VALUES (?, ?, ?, ?)`,
-			u.ID, hashToken(tok), now, now.Add(PasswordResetTTL)); err != nil {
+		var err error
+		if tok, err = issueResetTx(ctx, tx, u.ID, now); err != nil {
 			return err
 		}
 		return db.Audit(ctx, tx, db.AuditEvent{ActorUserID: &u.ID, Actor: u.Email, Action: "password.reset.request", ClientIP: clientIP})
 	})
 	return u, tok, err
+}
+
+// issueResetTx replaces the user's open reset links with a new one, inside
+// tx, and returns its token (the database keeps only its hash).
+func issueResetTx(ctx context.Context, tx *sqlx.Tx, userID int64, now time.Time) (string, error) {
+	if _, err := tx.ExecContext(ctx, `UPDATE password_resets SET used_at = ? WHERE user_id = ? AND used_at IS NULL`, now, userID); err != nil {
+		return "", err
+	}
+	tok := newToken()
+	if _, err := tx.ExecContext(ctx, `INSERT INTO password_resets (user_id, token_hash, created_at, expires_at) VALUES (?, ?, ?, ?)`,
+		userID, hashToken(tok), now, now.Add(PasswordResetTTL)); err != nil {
+		return "", err
+	}
+	return tok, nil
 }
 
 // ResetLink is the page where the token's holder chooses a new password.

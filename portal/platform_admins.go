@@ -100,9 +100,8 @@ func (a *App) addPlatformAdmin(w http.ResponseWriter, r *http.Request) {
 				return err
 			}
 			u.ID, _ = res.LastInsertId()
-			tok := newToken()
-			if _, err := tx.ExecContext(ctx, `INSERT INTO password_resets (user_id, token_hash, created_at, expires_at) VALUES (?, ?, ?, ?)`,
-				u.ID, hashToken(tok), now, now.Add(PasswordResetTTL)); err != nil {
+			tok, err := issueResetTx(ctx, tx, u.ID, now)
+			if err != nil {
 				return err
 			}
 			link = ResetLink(a.BaseURL, tok)

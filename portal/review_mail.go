@@ -49,14 +49,7 @@ func (a *App) queueDecisionMail(ctx context.Context, tx *sqlx.Tx, s *Service, ve
 	default:
 		body = a.Catalog.T(l, "review.mail.approve.body", serviceName, instName, link)
 	}
-	now := a.now()
-	for _, addr := range to {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO mail_outbox (to_addr, subject, body, created_at) VALUES (?, ?, ?, ?)`,
-			addr, subject, body, now); err != nil {
-			return err
-		}
-	}
-	return nil
+	return a.queueMail(ctx, tx, to, subject, body)
 }
 
 // queueInstitutionMail tells an institution's admins that a platform admin
@@ -78,6 +71,13 @@ func (a *App) queueInstitutionMail(ctx context.Context, tx *sqlx.Tx, iid int64, 
 		subject = a.Catalog.T(l, "review.mail.institution_suspend.subject", name)
 		body = a.Catalog.T(l, "review.mail.institution_suspend.body", name, reason)
 	}
+	return a.queueMail(ctx, tx, to, subject, body)
+}
+
+// queueMail writes one mail per address to mail_outbox inside tx, so the
+// mail exists exactly when what it tells of does; delivery sends it, or
+// platform admins read it in the console without SMTP.
+func (a *App) queueMail(ctx context.Context, tx *sqlx.Tx, to []string, subject, body string) error {
 	now := a.now()
 	for _, addr := range to {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO mail_outbox (to_addr, subject, body, created_at) VALUES (?, ?, ?, ?)`,
