@@ -65,10 +65,7 @@ func (a *App) adminInstitutions(w http.ResponseWriter, r *http.Request) {
 		a.serverError(w, r, err)
 		return
 	}
-	more := len(rows) > adminInstitutionsPageSize
-	if more {
-		rows = rows[:adminInstitutionsPageSize]
-	}
+	rows, more := onePage(rows, adminInstitutionsPageSize)
 	prev, next := pageLinks("/admin/institutions", url.Values{"q": {q}}, page, more)
 	a.render(w, r, http.StatusOK, "admin_institutions", &Page{Title: a.T(r, "admin.institutions.title"), Section: "institutions", Platform: true,
 		Data: map[string]any{"Institutions": rows, "Q": q, "Prev": prev, "Next": next}})

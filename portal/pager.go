@@ -18,6 +18,15 @@ func pageOf(r *http.Request) int {
 	return min(p, maxPage)
 }
 
+// onePage cuts rows, read with LIMIT size+1, to one page and says whether
+// another page follows.
+func onePage[T any](rows []T, size int) ([]T, bool) {
+	if len(rows) > size {
+		return rows[:size], true
+	}
+	return rows, false
+}
+
 // pageURL is the link to page p of path, keeping the filters in keep
 // (empty ones left out).
 func pageURL(path string, keep url.Values, p int) string {

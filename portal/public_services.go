@@ -48,10 +48,7 @@ func (a *App) publicServices(w http.ResponseWriter, r *http.Request) {
 		a.serverError(w, r, err)
 		return
 	}
-	more := len(rows) > publicServicesPageSize
-	if more {
-		rows = rows[:publicServicesPageSize]
-	}
+	rows, more := onePage(rows, publicServicesPageSize)
 	out := make([]publicService, 0, len(rows))
 	for _, row := range rows {
 		var card servicecard.Card

@@ -390,10 +390,7 @@ func (a *App) renderAdminServices(w http.ResponseWriter, r *http.Request, status
 		a.serverError(w, r, err)
 		return
 	}
-	more := len(rows) > adminServicesPageSize
-	if more {
-		rows = rows[:adminServicesPageSize]
-	}
+	rows, more := onePage(rows, adminServicesPageSize)
 	for i := range rows {
 		sc, err := a.withVersions(r.Context(), a.DB.R, &rows[i].Service)
 		if err != nil {
