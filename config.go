@@ -142,6 +142,7 @@ func (c *Config) validate() error {
 		}
 	}
 	if c.PushURL != "" {
+		// It parses: the loop above refused it otherwise.
 		if u, _ := url.Parse(c.PushURL); u.Scheme != "http" && u.Scheme != "https" {
 			return fmt.Errorf("SPORTELLO_PUSH_URL: want an http(s) URL, not %q", u.Scheme)
 		}
