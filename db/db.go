@@ -55,7 +55,7 @@ func Open(ctx context.Context, path string) (*DB, error) { return openUpTo(ctx, 
 func privateFile(path string) error {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return fmt.Errorf("open %s: %w", path, err)
+		return err // an *fs.PathError: it already says "open PATH: ..."
 	}
 	f.Close()
 	for _, p := range []string{path, path + "-wal", path + "-shm"} {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -233,5 +234,22 @@ func TestDatabaseFilesArePrivate(t *testing.T) {
 	}
 	if st, _ := os.Stat(path); st.Mode().Perm() != 0o640 {
 		t.Fatalf("reopened 0644 file: mode %o, want 640 (others' access removed, the group's kept)", st.Mode().Perm())
+	}
+}
+
+// An unopenable database file is named once in the error: os.OpenFile's
+// error already says "open PATH: ...", and wrapping it again printed
+// "open PATH: open PATH: permission denied" at start.
+func TestOpenErrorNamesTheFileOnce(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sportello.db")
+	if err := os.Mkdir(path, 0o700); err != nil { // a directory where the file should be
+		t.Fatal(err)
+	}
+	_, err := db.Open(context.Background(), path)
+	if err == nil {
+		t.Fatal("opened a directory as the database")
+	}
+	if n := strings.Count(err.Error(), path); n != 1 {
+		t.Fatalf("error names the file %d times: %v", n, err)
 	}
 }
