@@ -459,3 +459,51 @@ func TestPrintedCommandsNameTheDataDir(t *testing.T) {
 		}
 	}
 }
+
+// A request still running when the shutdown grace ends (here a client
+// that sent half a request line) is cut off, and the stop is still a
+// clean one: serve returns nil, so the process exits 0, as a supervisor
+// expects after the stop it asked for.
+func TestStopPastTheGraceIsClean(t *testing.T) {
+	defer func(g time.Duration) { shutdownGrace = g }(shutdownGrace)
+	shutdownGrace = 300 * time.Millisecond
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cfg, err := parseServeConfig([]string{"--addr", addr, "--data", t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, cfg) }()
+	var conn net.Conn
+	for i := 0; i < 100; i++ {
+		if res, err := http.Get("http://" + addr + "/healthz"); err == nil {
+			res.Body.Close()
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if conn, err = net.Dial("tcp", addr); err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte("GET /healthz HTTP/1.1\r\nHost: x\r\n")); err != nil { // no blank line: still reading headers
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // the server has read the first bytes: the connection is active
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("serve returned %v after a stop past the grace", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("serve did not stop")
+	}
+}

@@ -29,7 +29,8 @@ import (
 )
 
 // shutdownGrace bounds how long in-flight requests may take after SIGTERM.
-const shutdownGrace = 15 * time.Second
+// A variable so a test can shorten it.
+var shutdownGrace = 15 * time.Second
 
 // app is the running Sportello: every subsystem wired together.
 type app struct {
@@ -239,6 +240,16 @@ func serve(ctx context.Context, cfg *Config) error {
 		sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 		err = srv.Shutdown(sctx)
 		cancel()
+		if errors.Is(err, context.DeadlineExceeded) {
+			// A request still running after the grace (a client that
+			// stopped sending half way, a long export) is cut off; that
+			// is the stop the operator asked for, not a failure, so the
+			// exit status stays 0 and the database is still closed
+			// cleanly below. An unanswered send was not acknowledged:
+			// the integrator retries it with its Idempotency-Key.
+			a.log.Warn("shutting down: requests still running after the grace period, closing their connections", "grace", shutdownGrace)
+			err = srv.Close()
+		}
 	}
 	stopBackground()
 	for range a.background {
