@@ -82,8 +82,28 @@ func dataFlag(fs *flag.FlagSet) *string {
 }
 
 func openDB(ctx context.Context, dataDir string) (*db.DB, error) {
+	return openWith(ctx, dataDir, db.Open)
+}
+
+// openBesideServer opens the database for a command other than the
+// server (admin, seed-demo, reset links). With a server running on the
+// data dir it never migrates: a newer binary would change the schema
+// under the older server still using it, so it says to restart the
+// server instead. With none running it migrates, as a start would.
+func openBesideServer(ctx context.Context, dataDir string) (*db.DB, error) {
+	running, err := serverRunning(dataDir)
+	if err != nil {
+		return nil, err
+	}
+	if running {
+		return openWith(ctx, dataDir, db.OpenCurrent)
+	}
+	return openDB(ctx, dataDir)
+}
+
+func openWith(ctx context.Context, dataDir string, open func(context.Context, string) (*db.DB, error)) (*db.DB, error) {
 	path := filepath.Join(dataDir, "sportello.db")
-	d, err := db.Open(ctx, path)
+	d, err := open(ctx, path)
 	var se sqlite3.Error
 	if errors.As(err, &se) && (se.Code == sqlite3.ErrBusy || se.Code == sqlite3.ErrLocked) {
 		// Alone, "begin: database is locked" after ten seconds says
@@ -125,7 +145,7 @@ func adminTarget(ctx context.Context, name string, args []string) (string, *db.D
 	if *email == "" {
 		return "", nil, fmt.Errorf("--email is required")
 	}
-	d, err := openDB(ctx, *data)
+	d, err := openBesideServer(ctx, *data)
 	return *email, d, err
 }
 

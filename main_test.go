@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"flag"
 	"io"
 	"net"
@@ -505,5 +506,41 @@ func TestStopPastTheGraceIsClean(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("serve did not stop")
+	}
+}
+
+// A command run beside a server never migrates the database under it: a
+// newer binary's admin create, against a server still at an older schema
+// (here: the server's database with its newest migration unrecorded),
+// is refused with what to do, and records nothing.
+func TestCommandBesideAnOlderServerDoesNotMigrate(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	startServe(t, dir)
+	raw, err := sql.Open("sqlite3", "file:"+filepath.Join(dir, "sportello.db")+"?_busy_timeout=5000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	var newest string
+	if err := raw.QueryRow(`SELECT max(version) FROM schema_migrations`).Scan(&newest); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.Exec(`DELETE FROM schema_migrations WHERE version = ?`, newest); err != nil {
+		t.Fatal(err)
+	}
+	err = run(ctx, []string{"admin", "create", "--email", "anna@example.it", "--data", dir})
+	if !errors.Is(err, db.ErrSchemaBehind) || !strings.Contains(err.Error(), "stop that server") {
+		t.Fatalf("admin create beside an older server: %v", err)
+	}
+	var n int
+	_ = raw.QueryRow(`SELECT count(*) FROM users WHERE email = 'anna@example.it'`).Scan(&n)
+	if n != 0 {
+		t.Fatal("the refused command created the admin")
+	}
+	var back int
+	_ = raw.QueryRow(`SELECT count(*) FROM schema_migrations WHERE version = ?`, newest).Scan(&back)
+	if back != 0 {
+		t.Fatal("the command beside the server applied a migration")
 	}
 }

@@ -355,7 +355,7 @@ func seedDemoCommand(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	d, err := openDB(ctx, *data)
+	d, err := openBesideServer(ctx, *data)
 	if err != nil {
 		return err
 	}

@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -41,8 +42,21 @@ type DB struct {
 }
 
 // Open opens (creating if needed) the database file at path and applies
-// pending migrations.
+// pending migrations. A database a newer Sportello migrated is refused
+// (ErrSchemaAhead).
 func Open(ctx context.Context, path string) (*DB, error) { return openUpTo(ctx, path, "") }
+
+// OpenCurrent opens the database at path without migrating it, for a
+// command run beside a running server: a newer binary must not change the
+// schema under an older server still using it. A database this binary
+// would migrate is refused (ErrSchemaBehind), as is one a newer Sportello
+// migrated (ErrSchemaAhead).
+func OpenCurrent(ctx context.Context, path string) (*DB, error) {
+	return openUpTo(ctx, path, noMigrations)
+}
+
+// noMigrations as openUpTo's last: check the schema, apply nothing.
+const noMigrations = "-"
 
 // privateFile makes sure the database file exists readable by its owner
 // only (it holds password hashes, fiscal codes and messages): SQLite
@@ -123,11 +137,44 @@ func openUpTo(ctx context.Context, path, last string) (*DB, error) {
 	r.SetMaxIdleConns(n)
 
 	d := &DB{W: w, R: r, Path: path}
-	if err := d.migrateUpTo(ctx, last); err != nil {
+	if err := d.checkSchema(ctx, last == noMigrations); err != nil {
 		d.Close()
 		return nil, err
 	}
+	if last != noMigrations {
+		if err := d.migrateUpTo(ctx, last); err != nil {
+			d.Close()
+			return nil, err
+		}
+	}
 	return d, nil
+}
+
+// checkSchema refuses a database migrated by a newer binary and, when
+// current is set, one this binary would still migrate.
+func (d *DB) checkSchema(ctx context.Context, current bool) error {
+	pending, unknown, err := d.schemaDiff(ctx)
+	if err != nil {
+		return err
+	}
+	if len(unknown) > 0 {
+		return fmt.Errorf("%s: %w (it has migration %s, this one knows up to %s): run the newer version, or restore a backup made before the upgrade",
+			d.Path, ErrSchemaAhead, unknown[len(unknown)-1], lastKnown())
+	}
+	if current && len(pending) > 0 {
+		return fmt.Errorf("%s: %w (it lacks migration %s): a server is running an older version on it; stop that server and start this version, which migrates the database, then run the command again",
+			d.Path, ErrSchemaBehind, strings.Join(pending, ", "))
+	}
+	return nil
+}
+
+// lastKnown is the newest migration this binary has.
+func lastKnown() string {
+	v, err := migrationVersions()
+	if err != nil || len(v) == 0 {
+		return "none"
+	}
+	return v[len(v)-1]
 }
 
 // Close checkpoints the WAL and closes both pools.
