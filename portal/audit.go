@@ -3,6 +3,7 @@ package portal
 import (
 	"encoding/csv"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -45,10 +46,7 @@ func (a *App) auditPage(w http.ResponseWriter, r *http.Request, f db.AuditFilter
 	}
 	olderLink := ""
 	if older > 0 {
-		oq := url.Values{}
-		for k, v := range q {
-			oq[k] = v
-		}
+		oq := maps.Clone(q)
 		oq.Set("before", strconv.FormatInt(older, 10))
 		olderLink = r.URL.Path + "?" + oq.Encode()
 	}
@@ -71,6 +69,14 @@ func (a *App) auditPage(w http.ResponseWriter, r *http.Request, f db.AuditFilter
 		inst = map[string]any{"ID": *f.InstitutionID, "Name": name, "All": all}
 	}
 	rows := a.auditRows(r, evs)
+	for i := range rows {
+		if rows[i].Actor == "" {
+			continue
+		}
+		aq := maps.Clone(q)
+		aq.Set("actor", rows[i].Actor)
+		rows[i].ActorURL = r.URL.Path + "?" + aq.Encode()
+	}
 	if page.Platform {
 		a.nameInstitutions(r, rows)
 	}

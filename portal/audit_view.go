@@ -39,6 +39,9 @@ type auditRow struct {
 	// InstitutionName names the event's institution in the console (its
 	// number alone told an admin nothing).
 	InstitutionName string
+	// ActorURL is this page filtered by the event's actor (the filter
+	// matches a whole address, so the reader need not type it).
+	ActorURL string
 }
 
 // actionName names an action in words; an unknown code shows as is.

@@ -1,0 +1,4 @@
+package db
+
+// AuditQuery is auditQuery, for the plan test in package db_test.
+var AuditQuery = auditQuery
