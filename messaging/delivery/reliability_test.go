@@ -399,3 +399,14 @@ func TestRecorderSurvivesAPanickingBatch(t *testing.T) {
 		t.Fatalf("the panic is not logged:\n%s", out)
 	}
 }
+
+// The readiness probe's question reads one outbox key and one index entry
+// of the due notices, however long the outbox and the notices are.
+func TestOverdueReadsTwoKeys(t *testing.T) {
+	e := newEnv(t)
+	plan := dbtest.Plan(t, e.db, sqlOverdue, e.clock.Now())
+	if !strings.Contains(plan, "SCAN outbox") || strings.Contains(plan, "TEMP B-TREE") ||
+		!strings.Contains(plan, "SEARCH notifications USING COVERING INDEX notifications_due (status=? AND next_attempt_at<?)") {
+		t.Fatalf("overdue plan:\n%s", plan)
+	}
+}
