@@ -113,14 +113,7 @@ func TestPushReceiverCannotSignInAsACitizen(t *testing.T) {
 	}
 	// A push goes out, and the printed key verifies it.
 	fc := "RSSMRA85T10A562S"
-	inst, err := deliverytest.Institution(ctx, a.db, "Comune di Prova")
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := deliverytest.AddService(ctx, a.db, inst, "Tributi", deliverytest.ServiceOpts{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	svc := serviceOf(t, a)
 	if err := deliverytest.PutProfile(ctx, a.db, deliverytest.DefaultProfile(fc)); err != nil {
 		t.Fatal(err)
 	}

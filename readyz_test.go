@@ -14,30 +14,21 @@ import (
 	"sportello/messaging/delivery/deliverytest"
 )
 
-// /readyz says whether this instance can take sends now: ok on a fresh
-// server; unready while sends fail to commit (here the quota table a test
-// key's send writes is gone, as good as a full disk) and for a while after;
-// unready when the data directory's disk is nearly full or the database
-// does not answer (and then it does not guess about delivery).
-func TestReadinessReportsWhatStopsSends(t *testing.T) {
-	dir := t.TempDir()
+// readyServer builds a server on a fresh data dir (its background jobs not
+// started) and serves it; ready GETs its /readyz.
+func readyServer(t *testing.T) (a *app, dir string, srv *httptest.Server, ready func() (int, string)) {
+	t.Helper()
+	dir = t.TempDir()
 	cfg, err := parseServeConfig([]string{"--addr", "127.0.0.1:0", "--data", dir})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
-	a, err := build(ctx, cfg)
-	if err != nil {
+	if a, err = build(context.Background(), cfg); err != nil {
 		t.Fatal(err)
 	}
-	defer a.close(ctx)
-	seeded, err := demo.Seed(ctx, a.db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(a.handler)
-	defer srv.Close()
-	ready := func() (int, string) {
+	srv = httptest.NewServer(a.handler)
+	t.Cleanup(func() { srv.Close(); a.close(context.Background()) })
+	return a, dir, srv, func() (int, string) {
 		t.Helper()
 		res, err := http.Get(srv.URL + "/readyz")
 		if err != nil {
@@ -46,6 +37,35 @@ func TestReadinessReportsWhatStopsSends(t *testing.T) {
 		defer res.Body.Close()
 		b, _ := io.ReadAll(res.Body)
 		return res.StatusCode, strings.TrimSpace(string(b))
+	}
+}
+
+// serviceOf adds an institution with a service to a's database.
+func serviceOf(t *testing.T, a *app) deliverytest.Service {
+	t.Helper()
+	ctx := context.Background()
+	inst, err := deliverytest.Institution(ctx, a.db, "Comune di Prova")
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := deliverytest.AddService(ctx, a.db, inst, "Tributi", deliverytest.ServiceOpts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc
+}
+
+// /readyz says whether this instance can take sends now: ok on a fresh
+// server; unready while sends fail to commit (here the quota table a test
+// key's send writes is gone, as good as a full disk) and for a while after;
+// unready when the data directory's disk is nearly full or the database
+// does not answer (and then it does not guess about delivery).
+func TestReadinessReportsWhatStopsSends(t *testing.T) {
+	ctx := context.Background()
+	a, dir, srv, ready := readyServer(t)
+	seeded, err := demo.Seed(ctx, a.db)
+	if err != nil {
+		t.Fatal(err)
 	}
 	if code, body := ready(); code != 200 || body != `{"status":"ok"}` {
 		t.Fatalf("fresh server: %d %s", code, body)
@@ -93,39 +113,11 @@ func TestReadinessReportsWhatStopsSends(t *testing.T) {
 // not for a notice waiting for its retry. Running delivery makes it ready
 // again.
 func TestReadinessReportsStuckDelivery(t *testing.T) {
-	dir := t.TempDir()
-	cfg, err := parseServeConfig([]string{"--addr", "127.0.0.1:0", "--data", dir})
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	a, err := build(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.close(context.Background())
-	srv := httptest.NewServer(a.handler)
-	defer srv.Close()
-	ready := func() (int, string) {
-		t.Helper()
-		res, err := http.Get(srv.URL + "/readyz")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		b, _ := io.ReadAll(res.Body)
-		return res.StatusCode, strings.TrimSpace(string(b))
-	}
+	a, _, _, ready := readyServer(t)
 	const stuck = `{"status":"unavailable","failing":["delivery"]}`
-	inst, err := deliverytest.Institution(ctx, a.db, "Comune di Prova")
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := deliverytest.AddService(ctx, a.db, inst, "Tributi", deliverytest.ServiceOpts{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	svc := serviceOf(t, a)
 	now := time.Now().UTC()
 	send := func(at time.Time) string {
 		t.Helper()
