@@ -32,9 +32,10 @@ type service struct {
 
 // principal is an authenticated key.
 type principal struct {
-	keyID int64
-	mode  keys.Mode
-	svc   *service
+	keyID     int64
+	mode      keys.Mode
+	suspended bool // this key alone, by a platform admin
+	svc       *service
 }
 
 type cacheEntry struct {
@@ -99,6 +100,7 @@ func loadPrincipal(ctx context.Context, d *db.DB, hash string) (*principal, erro
 	var row struct {
 		KeyID      int64  `db:"key_id"`
 		Mode       string `db:"mode"`
+		KeySusp    bool   `db:"key_suspended"`
 		ServiceID  int64  `db:"service_id"`
 		PublicID   string `db:"public_id"`
 		InstID     int64  `db:"institution_id"`
@@ -113,7 +115,7 @@ func loadPrincipal(ctx context.Context, d *db.DB, hash string) (*principal, erro
 		Deleted    bool   `db:"deleted"`
 		Approved   bool   `db:"approved"`
 	}
-	err := d.R.GetContext(ctx, &row, `SELECT k.id AS key_id, k.mode, s.id AS service_id, s.public_id, s.institution_id,
+	err := d.R.GetContext(ctx, &row, `SELECT k.id AS key_id, k.mode, k.suspended_at IS NOT NULL AS key_suspended, s.id AS service_id, s.public_id, s.institution_id,
 		s.authorized_recipients, s.authorized_cidrs, s.max_payment_cents, s.require_secure_channels,
 		s.rate_limit_requests, s.rate_limit_window_s,
 		s.suspended_at IS NOT NULL AS svc_suspended, i.status = 'suspended' AS inst_suspended,
@@ -155,7 +157,7 @@ func loadPrincipal(ctx context.Context, d *db.DB, hash string) (*principal, erro
 		}
 		s.cidrs = append(s.cidrs, p.Masked())
 	}
-	return &principal{keyID: row.KeyID, mode: keys.Mode(row.Mode), svc: s}, nil
+	return &principal{keyID: row.KeyID, mode: keys.Mode(row.Mode), suspended: row.KeySusp, svc: s}, nil
 }
 
 // allowedFrom reports whether the client address is inside the service's

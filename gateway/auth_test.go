@@ -135,6 +135,26 @@ func TestSuspensionAndUnapprovedLiveKeysGet403(t *testing.T) {
 	e.g.InvalidateInstitution(inst)
 	refused(liveKey, "suspended")
 
+	e.d.W.MustExec(`UPDATE institutions SET status = 'active' WHERE id = ?`, inst)
+	e.g.InvalidateInstitution(inst)
+	ok(liveKey)
+
+	// One key suspended: that key gets its own 403 (not a 401: the
+	// integrator learns it is held, not unknown), the service's other
+	// keys work, and it works again once reactivated.
+	e.d.W.MustExec(`UPDATE api_keys SET suspended_at = ?, suspended_reason = 'prova' WHERE key_hash = ?`, time.Now(), keys.Hash(testKey))
+	e.g.Invalidate(id)
+	refused(testKey, "suspended by the platform administrators")
+	r := e.do("POST", "/api/v1/messages/AAAAAA00A00A000A", testKey, msg("Promemoria TARI"))
+	if p := r.problem(t); p.Type != "/docs/api#problem-key_suspended" || !strings.Contains(p.Detail, "sospesa") ||
+		r.Header.Get("Content-Type") != "application/problem+json" {
+		t.Fatalf("suspended key: %s %+v", r.Header.Get("Content-Type"), p)
+	}
+	ok(liveKey)
+	e.d.W.MustExec(`UPDATE api_keys SET suspended_at = NULL, suspended_reason = '' WHERE key_hash = ?`, keys.Hash(testKey))
+	e.g.Invalidate(id)
+	ok(testKey)
+
 	// Live keys of a service without an approved version do not work.
 	id2, _, _ := e.service(svcOpts{})
 	ctx := context.Background()

@@ -67,8 +67,9 @@ func (g *Gateway) unauthenticated(w http.ResponseWriter, r *http.Request, code s
 	g.problem(w, r, nil, http.StatusUnauthorized, code, nil)
 }
 
-// authed authenticates the key, checks suspension and CIDRs, spends a live
-// token, then runs h. Usage is metered for every authenticated request.
+// authed authenticates the key, checks suspension (of the service, its
+// institution or the key itself) and CIDRs, spends a live token, then runs
+// h. Usage is metered for every authenticated request.
 func (g *Gateway) authed(h func(http.ResponseWriter, *http.Request, *call)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// c is set once the key is known; the deferred function then gives
@@ -117,6 +118,9 @@ func (g *Gateway) authed(h func(http.ResponseWriter, *http.Request, *call)) http
 		switch {
 		case p.svc.suspended:
 			g.problem(w, r, c, http.StatusForbidden, "suspended", nil)
+			return
+		case p.suspended:
+			g.problem(w, r, c, http.StatusForbidden, "key_suspended", nil)
 			return
 		case p.mode == keys.Live && !p.svc.approved:
 			g.problem(w, r, c, http.StatusForbidden, "not_approved", nil)

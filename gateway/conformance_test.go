@@ -42,6 +42,8 @@ func TestAnswersMatchTheOpenAPIDocument(t *testing.T) {
 	_, _, slowKey := e.service(svcOpts{approved: true, rate: [2]int{1, 3600}})
 	suspID, suspKey, _ := e.service(svcOpts{})
 	e.d.W.MustExec(`UPDATE services SET suspended_at = ? WHERE id = ?`, time.Now(), suspID)
+	_, heldKey, _ := e.service(svcOpts{})
+	e.d.W.MustExec(`UPDATE api_keys SET suspended_at = ?, suspended_reason = 'prova' WHERE key_hash = ?`, time.Now(), keys.Hash(heldKey))
 	_, cidrKey, _ := e.service(svcOpts{cidrs: []string{"192.0.2.0/24"}})
 	unapprovedLive := e.liveKeyOfUnapprovedService()
 	spentID, spentKey, _ := e.service(svcOpts{recipients: []string{mario}})
@@ -101,6 +103,7 @@ func TestAnswersMatchTheOpenAPIDocument(t *testing.T) {
 		}, nil},
 		{"send to a non-test recipient", "POST", sendPath, 403, func() resp { return e.do("POST", "/api/v1/messages/"+anna, testKey, body) }, nil},
 		{"send suspended", "POST", sendPath, 403, func() resp { return e.do("POST", "/api/v1/messages/"+mario, suspKey, body) }, nil},
+		{"send with a suspended key", "POST", sendPath, 403, func() resp { return e.do("POST", "/api/v1/messages/"+mario, heldKey, body) }, nil},
 		{"send outside CIDRs", "POST", sendPath, 403, func() resp { return e.do("POST", "/api/v1/messages/"+mario, cidrKey, body) }, nil},
 		{"send live unapproved", "POST", sendPath, 403, func() resp { return e.do("POST", "/api/v1/messages/"+mario, unapprovedLive, body) }, nil},
 		{"send too large", "POST", sendPath, 413, func() resp { return e.do("POST", "/api/v1/messages/"+mario, liveKey, big) }, nil},

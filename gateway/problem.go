@@ -13,7 +13,7 @@ import (
 // texts gateway.problem.<code>.title/.detail and a section #problem-<code>
 // on the API documentation page (its type URI).
 var ProblemCodes = []string{
-	"missing_key", "unknown_key", "suspended", "not_approved", "cidr", "recipient",
+	"missing_key", "unknown_key", "suspended", "key_suspended", "not_approved", "cidr", "recipient",
 	"validation", "bad_json", "bad_body", "too_large", "media_type", "idempotency_mismatch",
 	"rate_limited", "auth_throttled", "quota_exceeded", "message_not_found", "profile_not_found", "not_found", "method_not_allowed", "internal",
 }

@@ -1,4 +1,4 @@
-// Package keys issues, rotates and revokes per-service API keys.
+// Package keys issues, rotates, revokes and suspends per-service API keys.
 //
 // A key is 256 random bits behind a prefix that says what it is
 // ("sp_test_", "sp_live_"), so secret scanners can spot a leaked one and
@@ -11,8 +11,10 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -133,13 +135,58 @@ type Info struct {
 	DisplayPrefix string     `db:"display_prefix"`
 	CreatedAt     time.Time  `db:"created_at"`
 	LastUsedAt    *time.Time `db:"last_used_at"`
+	// SuspendedAt is set while a platform admin holds the key: it is
+	// refused (403, not 401) until reactivated, and stays the same key.
+	SuspendedAt     *time.Time `db:"suspended_at"`
+	SuspendedReason string     `db:"suspended_reason"`
 }
+
+const infoColumns = `id, mode, slot, display_prefix, created_at, last_used_at, suspended_at, suspended_reason`
 
 // Active lists a service's active keys: test before live, primary first.
 func Active(ctx context.Context, q sqlx.QueryerContext, serviceID int64) ([]Info, error) {
 	var out []Info
-	err := sqlx.SelectContext(ctx, q, &out, `SELECT id, mode, slot, display_prefix, created_at, last_used_at
+	err := sqlx.SelectContext(ctx, q, &out, `SELECT `+infoColumns+`
 		FROM api_keys WHERE service_id = ? AND revoked_at IS NULL
 		ORDER BY mode DESC, slot`, serviceID)
 	return out, err
+}
+
+// Suspend holds the active key id of a service, with the reason the
+// institution will read; it returns the key, or nil when there was none
+// to suspend (revoked, another service's, or suspended already).
+func Suspend(ctx context.Context, tx *sqlx.Tx, serviceID, id int64, reason string, now time.Time) (*Info, error) {
+	return setSuspension(ctx, tx, `UPDATE api_keys SET suspended_at = ?, suspended_reason = ?
+		WHERE id = ? AND service_id = ? AND revoked_at IS NULL AND suspended_at IS NULL RETURNING `+infoColumns,
+		now.UTC(), reason, id, serviceID)
+}
+
+// Reactivate ends the suspension of key id of a service; nil when it was
+// not suspended (or is not an active key of the service).
+func Reactivate(ctx context.Context, tx *sqlx.Tx, serviceID, id int64) (*Info, error) {
+	return setSuspension(ctx, tx, `UPDATE api_keys SET suspended_at = NULL, suspended_reason = ''
+		WHERE id = ? AND service_id = ? AND revoked_at IS NULL AND suspended_at IS NOT NULL RETURNING `+infoColumns,
+		id, serviceID)
+}
+
+func setSuspension(ctx context.Context, tx *sqlx.Tx, q string, args ...any) (*Info, error) {
+	var k Info
+	err := tx.GetContext(ctx, &k, q, args...)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("keys: suspension: %w", err)
+	}
+	return &k, nil
+}
+
+// SlotSuspended reports whether the active key of a slot is suspended:
+// regenerating or revoking it would hand the institution a working key in
+// its place, which is the platform admins' to decide.
+func SlotSuspended(ctx context.Context, tx *sqlx.Tx, serviceID int64, m Mode, s Slot) (bool, error) {
+	var n int
+	err := tx.GetContext(ctx, &n, `SELECT count(*) FROM api_keys
+		WHERE service_id = ? AND mode = ? AND slot = ? AND revoked_at IS NULL AND suspended_at IS NOT NULL`, serviceID, m, s)
+	return n > 0, err
 }
