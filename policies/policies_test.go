@@ -49,6 +49,16 @@ func TestPolicyTable(t *testing.T) {
 			t.Errorf("member of another institution allowed %s/%s", p.obj, p.act)
 		}
 	}
+	// Suspending a key, and reactivating it, is the platform admins' alone,
+	// in every institution.
+	if !e.Allowed(platformAdmin, inst10, "keys", "suspend") {
+		t.Error("platform admin denied keys/suspend")
+	}
+	for _, u := range []int64{admin, operator, stranger} {
+		if e.Allowed(u, inst10, "keys", "suspend") {
+			t.Errorf("user %d allowed keys/suspend", u)
+		}
+	}
 	// The admin console belongs to platform admins only.
 	for _, p := range []perm{{"admin", "read"}, {"admin", "review"}, {"admin", "suspend"}, {"admin", "limits"}} {
 		if !e.Allowed(platformAdmin, PlatformDomain, p.obj, p.act) {

@@ -18,7 +18,7 @@ var auditActions = []string{
 	"member.invite", "member.invite.revoke", "member.join", "member.role", "member.remove",
 	"service.create", "service.card", "service.settings", "service.checklist", "service.edit", "service.discard", "service.submit", "service.withdraw",
 	"service.approve", "service.reject", "service.suspend", "service.reactivate", "service.limits", "service.delete",
-	"key.create_test", "key.create_live", "key.regenerate", "key.revoke",
+	"key.create_test", "key.create_live", "key.regenerate", "key.revoke", "key.suspend", "key.reactivate",
 	"admin.create", "admin.grant", "admin.revoke", "demo.seed",
 }
 

@@ -2,8 +2,10 @@ package portal
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -15,14 +17,18 @@ import (
 )
 
 // The keys page of a service: its test and live key pairs (secrets shown
-// once), rotation and revocation, this week's test quota and a chart of
-// API requests per day.
+// once), rotation and revocation, suspension of one key by a platform
+// admin, this week's test quota and a chart of API requests per day.
 func init() {
 	featureRoutes = append(featureRoutes, func(a *App, root, inst *mux.Router) {
 		inst.Handle("/services/{sid}/keys", a.inst("keys", "read", a.keysPage)).Methods("GET")
 		inst.Handle("/services/{sid}/keys/regenerate", a.inst("keys", "manage", a.regenerateKey)).Methods("POST")
 		inst.Handle("/services/{sid}/keys/revoke", a.inst("keys", "manage", a.revokeKey)).Methods("POST")
 		inst.Handle("/services/{sid}/keys/live", a.inst("keys", "manage", a.createLiveKeys)).Methods("POST")
+		// keys/suspend: platform admins only (policies/policy.csv grants
+		// it to no institution role), and so is reactivation.
+		inst.Handle("/services/{sid}/keys/suspend", a.inst("keys", "suspend", a.suspendKey(true))).Methods("POST")
+		inst.Handle("/services/{sid}/keys/reactivate", a.inst("keys", "suspend", a.suspendKey(false))).Methods("POST")
 	})
 }
 
@@ -44,6 +50,9 @@ type keysView struct {
 	Approved bool
 	Quota    quotaView
 	Chart    *usageChart
+	// HeldErr is the key whose suspension was refused for want of a
+	// reason (0: none), its row showing the error.
+	HeldErr int64
 }
 
 type secretView struct{ Name, Value string }
@@ -71,7 +80,15 @@ func (a *App) keysPage(w http.ResponseWriter, r *http.Request) {
 			v.Secrets = append(v.Secrets, secretView{Name: name, Value: s})
 		}
 	}
-	a.render(w, r, http.StatusOK, "service_keys", &Page{Title: a.T(r, "keys.title") + " · " + sc.Service.Name, Section: "services", Data: v})
+	a.renderKeys(w, r, http.StatusOK, sc, v)
+}
+
+func (a *App) renderKeys(w http.ResponseWriter, r *http.Request, status int, sc *serviceCtx, v *keysView) {
+	p := &Page{Title: a.T(r, "keys.title") + " · " + sc.Service.Name, Section: "services", Data: v}
+	if v.HeldErr != 0 {
+		p.Title = a.T(r, "form.errors_title") + " · " + p.Title
+	}
+	a.render(w, r, status, "service_keys", p)
 }
 
 func (a *App) keysView(ctx context.Context, sc *serviceCtx) (*keysView, error) {
@@ -142,13 +159,19 @@ func (a *App) regenerateKey(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	var key string
 	err := a.writeTx(ctx, func(tx *sqlx.Tx) error {
+		if err := a.notHeld(ctx, tx, r, s, m, sl); err != nil {
+			return err
+		}
 		var err error
 		if key, err = keys.Issue(ctx, tx, s.ID, m, sl, viewerOf(r).User.ID); err != nil {
 			return err
 		}
 		return a.keyAudit(ctx, tx, r, s, "key.regenerate", string(m)+" "+string(sl)+" "+keys.Display(key))
 	})
-	if err != nil {
+	if errors.Is(err, errKeyHeld) {
+		a.renderError(w, r, http.StatusConflict, "keys.error.held")
+		return
+	} else if err != nil {
 		a.serverError(w, r, err)
 		return
 	}
@@ -175,13 +198,19 @@ func (a *App) revokeKey(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	var revoked bool
 	err := a.writeTx(ctx, func(tx *sqlx.Tx) error {
+		if err := a.notHeld(ctx, tx, r, s, m, sl); err != nil {
+			return err
+		}
 		var err error
 		if revoked, err = keys.Revoke(ctx, tx, s.ID, m, sl, a.now()); err != nil || !revoked {
 			return err
 		}
 		return a.keyAudit(ctx, tx, r, s, "key.revoke", string(m)+" "+string(sl))
 	})
-	if err != nil {
+	if errors.Is(err, errKeyHeld) {
+		a.renderError(w, r, http.StatusConflict, "keys.error.held")
+		return
+	} else if err != nil {
 		a.serverError(w, r, err)
 		return
 	}
@@ -241,4 +270,91 @@ func (a *App) createLiveKeys(w http.ResponseWriter, r *http.Request) {
 	a.stashSecret(w, r, s.ID, "live_secondary", pair.Secondary)
 	a.flash(w, r, "success", "keys.flash.live_created")
 	http.Redirect(w, r, a.keysURL(s), http.StatusSeeOther)
+}
+
+// errKeyHeld: the slot's key is suspended, and the viewer may not lift it.
+var errKeyHeld = errors.New("key suspended by the platform")
+
+// notHeld refuses to regenerate or revoke a suspended key for whoever may
+// not reactivate it: either would leave the institution a working key in
+// the slot the platform admins held.
+func (a *App) notHeld(ctx context.Context, tx *sqlx.Tx, r *http.Request, s *Service, m keys.Mode, sl keys.Slot) error {
+	if a.Enforcer.Allowed(viewerOf(r).User.ID, instDomain(s.InstitutionID), "keys", "suspend") {
+		return nil
+	}
+	held, err := keys.SlotSuspended(ctx, tx, s.ID, m, sl)
+	if err == nil && held {
+		err = errKeyHeld
+	}
+	return err
+}
+
+// suspendKey suspends (with a reason, which the institution reads on this
+// page and in a mail to its admins) or reactivates one key of a service.
+// The key stays the same: the integrator changes nothing, and the gateway
+// answers its requests with a 403 key_suspended meanwhile, from now on
+// (the cache is told), not a 401 that would say the key is unknown.
+func (a *App) suspendKey(suspend bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		sc, ok := a.serviceOf(w, r)
+		if !ok {
+			return
+		}
+		s := sc.Service
+		id, err := strconv.ParseInt(r.PostFormValue("key"), 10, 64)
+		if err != nil {
+			a.renderError(w, r, http.StatusBadRequest, "keys.error.bad_request")
+			return
+		}
+		ctx := r.Context()
+		action, done := "key.reactivate", "keys.flash.reactivated"
+		var reason string
+		if suspend {
+			action, done = "key.suspend", "keys.flash.suspended"
+			if reason = truncate(plainLine(r.PostFormValue("reason")), 500); reason == "" {
+				v, err := a.keysView(ctx, sc)
+				if err != nil {
+					a.serverError(w, r, err)
+					return
+				}
+				v.HeldErr = id
+				a.renderKeys(w, r, http.StatusUnprocessableEntity, sc, v)
+				return
+			}
+		}
+		var k *keys.Info
+		err = a.writeTx(ctx, func(tx *sqlx.Tx) error {
+			var err error
+			if suspend {
+				k, err = keys.Suspend(ctx, tx, s.ID, id, reason, a.now())
+			} else {
+				k, err = keys.Reactivate(ctx, tx, s.ID, id)
+			}
+			if err != nil {
+				return err
+			}
+			if k == nil { // a second click, two admins at once, a revoked key
+				return errNoChange
+			}
+			detail := string(k.Mode) + " " + string(k.Slot) + " " + k.DisplayPrefix
+			if suspend {
+				detail += ": " + reason
+			}
+			if err := a.keyAudit(ctx, tx, r, s, action, detail); err != nil {
+				return err
+			}
+			return a.queueKeyMail(ctx, tx, s, k, suspend, reason)
+		})
+		if errors.Is(err, errNoChange) {
+			a.flash(w, r, "info", done+".already")
+			http.Redirect(w, r, a.keysURL(s), http.StatusSeeOther)
+			return
+		} else if err != nil {
+			a.serverError(w, r, err)
+			return
+		}
+		a.serviceChanged(s.ID)
+		a.flash(w, r, "success", done, a.T(r, "keys.slot."+string(k.Mode)+"_"+string(k.Slot)))
+		http.Redirect(w, r, a.keysURL(s), http.StatusSeeOther)
+	}
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/jmoiron/sqlx"
 
+	"sportello/gateway/keys"
 	"sportello/messaging/textcheck"
 	"sportello/templates/i18n"
 )
@@ -56,9 +57,8 @@ func (a *App) queueDecisionMail(ctx context.Context, tx *sqlx.Tx, s *Service, ve
 // suspended (with the reason given) or reactivated it: while suspended its
 // members cannot open its pages to read why, and its integrators meet 403s.
 func (a *App) queueInstitutionMail(ctx context.Context, tx *sqlx.Tx, iid int64, name string, suspend bool, reason string) error {
-	var to []string
-	if err := tx.SelectContext(ctx, &to, `SELECT u.email FROM users u JOIN memberships m ON m.user_id = u.id
-		WHERE m.institution_id = ? AND m.role = 'admin' ORDER BY u.email`, iid); err != nil {
+	to, err := instAdminEmails(ctx, tx, iid)
+	if err != nil {
 		return err
 	}
 	l := i18n.Default
@@ -72,6 +72,34 @@ func (a *App) queueInstitutionMail(ctx context.Context, tx *sqlx.Tx, iid int64, 
 		body = a.Catalog.T(l, "review.mail.institution_suspend.body", name, reason)
 	}
 	return a.queueMail(ctx, tx, to, subject, body)
+}
+
+// queueKeyMail tells an institution's admins that a platform admin
+// suspended one of a service's keys (with the reason) or reactivated it:
+// their integrator meets 403s with it meanwhile and asks them why.
+func (a *App) queueKeyMail(ctx context.Context, tx *sqlx.Tx, s *Service, k *keys.Info, suspend bool, reason string) error {
+	to, err := instAdminEmails(ctx, tx, s.InstitutionID)
+	if err != nil {
+		return err
+	}
+	l := i18n.Default
+	key := strings.ToLower(a.Catalog.T(l, "keys.slot."+string(k.Mode)+"_"+string(k.Slot))) + " " + k.DisplayPrefix
+	link := strings.TrimRight(a.BaseURL, "/") + a.keysURL(s)
+	subject := a.Catalog.T(l, "review.mail.key_reactivate.subject", s.Name)
+	body := a.Catalog.T(l, "review.mail.key_reactivate.body", key, s.Name, link)
+	if suspend {
+		subject = a.Catalog.T(l, "review.mail.key_suspend.subject", s.Name)
+		body = a.Catalog.T(l, "review.mail.key_suspend.body", key, s.Name, reason, link)
+	}
+	return a.queueMail(ctx, tx, to, subject, body)
+}
+
+// instAdminEmails are the addresses of an institution's admins.
+func instAdminEmails(ctx context.Context, tx *sqlx.Tx, iid int64) ([]string, error) {
+	var to []string
+	err := tx.SelectContext(ctx, &to, `SELECT u.email FROM users u JOIN memberships m ON m.user_id = u.id
+		WHERE m.institution_id = ? AND m.role = 'admin' ORDER BY u.email`, iid)
+	return to, err
 }
 
 // queueMail writes one mail per address to mail_outbox inside tx, so the
