@@ -40,7 +40,7 @@ type auditRow struct {
 	// number alone told an admin nothing).
 	InstitutionName string
 	// ActorURL is this page filtered by the event's actor (the filter
-	// matches a whole address, so the reader need not type it).
+	// matches how an address begins, so the link gives the whole one).
 	ActorURL string
 }
 
