@@ -1,6 +1,7 @@
 -- The audit log's "who" filter is an index search: it matches how the
--- actor (an e-mail address, or "system") begins, without regard to case. Matching any part of it ("contains") read the whole table when
--- few events matched (31 ms at 200,000 events, growing with the log).
+-- actor (an e-mail address, or "system") begins, without regard to case.
+-- Matching any part of it ("contains") read the whole table when few
+-- events matched (31 ms at 200,000 events, growing with the log).
 CREATE INDEX audit_events_actor ON audit_events(actor COLLATE NOCASE, id);
 
 -- A platform admin may suspend a single API key and reactivate it: the key
