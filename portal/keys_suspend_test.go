@@ -111,6 +111,9 @@ func TestPlatformAdminSuspendsOneKey(t *testing.T) {
 		t.Errorf("mail %+v", mail)
 	}
 
+	// The console's list of services says which services have a held key.
+	mustContain(t, pa.get("/admin/services?q=Tributi"), `<span class="badge badge-danger">1 chiave sospesa</span>`)
+
 	// The institution reads why, and cannot lift it.
 	page = admin.get(keysURL)
 	mustContain(t, page, "sospesa", "Sospesa dalla piattaforma il", "Invii ripetuti allo stesso cittadino",

@@ -350,6 +350,10 @@ type adminServiceRow struct {
 	Service
 	Institution string `db:"institution"`
 	State       string `db:"-"`
+	// SuspendedKeys counts the service's keys a platform admin suspended:
+	// the list says so, or a held key is found only by opening every
+	// service's keys page.
+	SuspendedKeys int `db:"suspended_keys"`
 }
 
 // adminServicesPageSize is how many services one page of the console's
@@ -381,7 +385,8 @@ func (a *App) renderAdminServices(w http.ResponseWriter, r *http.Request, status
 	var rows []adminServiceRow
 	err := a.DB.R.SelectContext(r.Context(), &rows, `SELECT s.id, s.public_id, s.institution_id, s.name, s.live_version_id, s.working_version_id,
 		s.authorized_recipients, s.authorized_cidrs, s.max_payment_cents, s.require_secure_channels, s.is_visible, s.rate_limit_requests,
-		s.rate_limit_window_s, s.suspended_at, s.deleted_at, s.created_at, i.name AS institution
+		s.rate_limit_window_s, s.suspended_at, s.deleted_at, s.created_at, i.name AS institution,
+		(SELECT count(*) FROM api_keys k WHERE k.service_id = s.id AND k.revoked_at IS NULL AND k.suspended_at IS NOT NULL) AS suspended_keys
 		FROM services s JOIN institutions i ON i.id = s.institution_id
 		WHERE s.deleted_at IS NULL AND (? = '' OR s.name LIKE '%' || ? || '%' OR i.name LIKE '%' || ? || '%' OR s.public_id = ?)
 		ORDER BY i.name COLLATE NOCASE, s.name COLLATE NOCASE, s.id LIMIT ? OFFSET ?`, q, q, q, q,
