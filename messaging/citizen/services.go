@@ -21,16 +21,24 @@ type serviceRow struct {
 	Card       string `db:"card"`
 	OrgName    string `db:"org_name"`
 	OrgCode    string `db:"org_code"`
+	// CardName is the card's name read alone, without the card (the app
+	// page's list, which needs nothing else of it).
+	CardName string `db:"card_name"`
 }
 
 // Visible approved services: the version in force (live_version_id) of
 // services neither hidden, suspended nor deleted, of active institutions.
 const visibleServices = `SELECT s.id, s.public_id, s.require_secure_channels, s.max_payment_cents, v.card,
-		i.name AS org_name, i.fiscal_code AS org_code
+		i.name AS org_name, i.fiscal_code AS org_code` + visibleFrom
+
+const visibleFrom = `
 	FROM services s
 	JOIN service_versions v ON v.id = s.live_version_id
 	JOIN institutions i ON i.id = s.institution_id
 	WHERE s.is_visible = 1 AND s.deleted_at IS NULL AND s.suspended_at IS NULL AND i.status = 'active'`
+
+// visibleOrder is the order of the citizens' list.
+const visibleOrder = ` ORDER BY s.name COLLATE NOCASE, s.id`
 
 // card is the service as citizens see it: the card fields (IO's names)
 // plus the organisation and the service id.
@@ -46,6 +54,9 @@ func (s *serviceRow) card() map[string]any {
 }
 
 func (s *serviceRow) name() string {
+	if s.CardName != "" {
+		return s.CardName
+	}
 	var c struct {
 		Name string `json:"name"`
 	}
@@ -55,7 +66,17 @@ func (s *serviceRow) name() string {
 
 func (a *API) visibleServices(ctx context.Context) ([]serviceRow, error) {
 	var rows []serviceRow
-	err := a.db.R.SelectContext(ctx, &rows, visibleServices+` ORDER BY s.name COLLATE NOCASE, s.id`)
+	err := a.db.R.SelectContext(ctx, &rows, visibleServices+visibleOrder)
+	return rows, err
+}
+
+// visibleServiceNames is visibleServices with, of the card, only its name
+// (CardName): reading and decoding every card took half the time of an
+// app page with 2,000 services.
+func (a *API) visibleServiceNames(ctx context.Context) ([]serviceRow, error) {
+	var rows []serviceRow
+	err := a.db.R.SelectContext(ctx, &rows, `SELECT s.id, s.public_id, s.require_secure_channels, s.max_payment_cents,
+		COALESCE(CASE WHEN json_valid(v.card) THEN json_extract(v.card, '$.name') END, '') AS card_name, i.name AS org_name, i.fiscal_code AS org_code`+visibleFrom+visibleOrder)
 	return rows, err
 }
 

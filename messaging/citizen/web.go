@@ -60,6 +60,7 @@ func (a *API) webRoutes() error {
 			"when":  func(t time.Time) string { return t.In(rome).Format("02/01/2006 15:04") },
 			"due":   func(s string) string { return DueDate(l, s) },
 			"euro":  func(cents int64) string { return fmt.Sprintf("%d,%02d", cents/100, cents%100) },
+			"num":   func(n int) string { return groupDigits(l, n) },
 		}
 		t, err := template.New("").Funcs(funcs).ParseFS(templates.FS, "citizen/*.html")
 		if err != nil {
@@ -202,6 +203,7 @@ type serviceToggle struct {
 	ID, Name, Org string
 	Test          bool // in test mode, writing to the citizen as an authorized test recipient
 	Pref          ServicePreference
+	Changed       bool // the preference differs from the mode's default
 }
 
 func (a *API) appPage(w http.ResponseWriter, r *http.Request, fc string) {
@@ -213,9 +215,10 @@ func (a *API) appPage(w http.ResponseWriter, r *http.Request, fc string) {
 		return
 	}
 	data := map[string]any{"First": first}
+	saved := r.URL.Query().Get("saved")
 	if !first {
 		data["Profile"] = p.api()
-		rows, err := a.visibleServices(ctx)
+		rows, err := a.visibleServiceNames(ctx)
 		if err != nil {
 			a.serverError(w, r, err)
 			return
@@ -232,15 +235,19 @@ func (a *API) appPage(w http.ResponseWriter, r *http.Request, fc string) {
 			a.serverError(w, r, err)
 			return
 		}
-		var toggles []serviceToggle
+		services := make([]listedService, len(rows))
 		for i := range rows {
 			pref, _ := preferenceFrom(p, &rows[i], stored[rows[i].ID])
-			toggles = append(toggles, serviceToggle{ID: rows[i].PublicID, Name: rows[i].name(), Org: rows[i].OrgName, Test: i >= listed, Pref: pref})
+			services[i] = listedService{row: &rows[i], name: rows[i].name(), test: i >= listed, pref: pref, changed: changedFromDefault(p.Mode, pref)}
 		}
-		data["Services"] = toggles
+		list := buildServicesList(services, servicesQueryFrom(r.URL.Query()), saved)
+		if list.Saved != nil {
+			saved = "" // said in the list, beside the switch
+		}
+		data["Services"] = list
 	}
 	notice := ""
-	if r.URL.Query().Get("saved") != "" {
+	if saved != "" {
 		notice = a.cat.T(l, "citizen.web.saved")
 	}
 	a.page(w, r, http.StatusOK, "app", webPage{Title: a.cat.T(l, "citizen.web.profile_title"), FiscalCode: fiscalcode.Mask(fc), Notice: notice, Data: data})
@@ -289,17 +296,22 @@ func (a *API) appToggleService(w http.ResponseWriter, r *http.Request, fc string
 	if !ok {
 		return
 	}
+	on := r.PostFormValue("enable") == "1" // parses the form
+	// Back to the same search, filter and page, read as the page reads
+	// them: only a query of /citizen/app, never an address from the form.
+	back := servicesQueryFrom(r.PostForm)
 	if p.Mode == preferences.Legacy {
-		http.Redirect(w, r, "/citizen/app", http.StatusSeeOther)
+		http.Redirect(w, r, back.link(), http.StatusSeeOther)
 		return
 	}
-	on := r.PostFormValue("enable") == "1"
 	pref := ServicePreference{IsInboxEnabled: on, IsEmailEnabled: on, IsWebhookEnabled: on, SettingsVersion: p.PrefVersion}
 	if err := a.savePreference(ctx, fc, s, pref); err != nil && !errors.Is(err, errStaleSettings) {
 		a.serverError(w, r, err)
 		return
 	}
-	http.Redirect(w, r, "/citizen/app?saved=1#services", http.StatusSeeOther)
+	v := back.values()
+	v.Set("saved", s.PublicID)
+	http.Redirect(w, r, "/citizen/app?"+v.Encode()+"#services", http.StatusSeeOther)
 }
 
 func (a *API) appInbox(w http.ResponseWriter, r *http.Request, fc string) {
