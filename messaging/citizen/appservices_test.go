@@ -299,3 +299,24 @@ func TestGroupDigits(t *testing.T) {
 		}
 	}
 }
+
+// The language switch comes back to the same search and page (not the
+// one-time notice), and the whole page, title included, is in the chosen
+// language, whatever the browser asks for.
+func TestAppLanguageSwitchKeepsTheSearch(t *testing.T) {
+	e := newEnv(t)
+	e.manyServices(60)
+	b := e.citizen(person(8), "AUTO")
+	body := b.app("?q=servizio&page=2&saved=1")
+	if !strings.Contains(body, `name="next" value="/citizen/app?page=2&amp;q=servizio"`) {
+		t.Fatalf("the language switch does not keep the search:\n%s", body)
+	}
+	_, loc := b.post("/citizen/lang", url.Values{"lang": {"en"}, "next": {"/citizen/app?page=2&q=servizio"}})
+	if loc != "/citizen/app?page=2&q=servizio" {
+		t.Fatalf("switch went to %q", loc)
+	}
+	body = b.app("?page=2&q=servizio")
+	if !strings.Contains(body, "<title>Your preferences") || !strings.Contains(body, "Page 2 of 3") || !strings.Contains(body, "60 services found for “servizio”") {
+		t.Fatalf("not in English, or not the same page:\n%s", body)
+	}
+}

@@ -140,7 +140,7 @@ func (a *API) setLanguage(w http.ResponseWriter, r *http.Request) {
 
 // webPage is what every citizen page template receives.
 type webPage struct {
-	Path       string // the current page, for the language switch
+	Path       string // the current page (path and query), for the language switch
 	Lang       string
 	Title      string
 	FiscalCode string // masked, for the header
@@ -151,6 +151,14 @@ type webPage struct {
 
 func (a *API) page(w http.ResponseWriter, r *http.Request, status int, name string, p webPage) {
 	p.Lang, p.Path = webLang(r), r.URL.Path
+	// The language switch comes back to the same search and page, without
+	// repeating a one-time notice.
+	if q := r.URL.Query(); r.Method == http.MethodGet && len(q) > 0 {
+		q.Del("saved")
+		if len(q) > 0 {
+			p.Path += "?" + q.Encode()
+		}
+	}
 	t := a.pages[p.Lang]
 	var buf bytes.Buffer
 	if err := t.ExecuteTemplate(&buf, name, p); err != nil {
@@ -207,7 +215,7 @@ type serviceToggle struct {
 }
 
 func (a *API) appPage(w http.ResponseWriter, r *http.Request, fc string) {
-	ctx, l := r.Context(), lang(r)
+	ctx, l := r.Context(), webLang(r)
 	p, err := loadProfile(ctx, a.db.R, fc)
 	first := errors.Is(err, db.ErrNotFound)
 	if err != nil && !first {
