@@ -57,6 +57,16 @@ func (e *env) citizen(fc, mode string) *browser {
 	return b
 }
 
+// prefVersion is the citizen's preferences_version.
+func (e *env) prefVersion(fc string) int {
+	e.t.Helper()
+	var v int
+	if err := e.db.R.Get(&v, `SELECT preferences_version FROM profiles WHERE fiscal_code = ?`, fc); err != nil {
+		e.t.Fatal(err)
+	}
+	return v
+}
+
 var switchForm = regexp.MustCompile(`action="/citizen/app/services/([^"]+)"`)
 
 // listed returns the public ids of the services the page has a switch for.
@@ -196,12 +206,8 @@ func TestAppServicesChangedFilter(t *testing.T) {
 		t.Fatal("all services: not all listed, or the change not marked")
 	}
 	// Channels changed through the API, the inbox still on, is a change.
-	var version int
-	if err := e.db.R.Get(&version, `SELECT preferences_version FROM profiles WHERE fiscal_code = ?`, fc); err != nil {
-		t.Fatal(err)
-	}
 	if code := e.call(fc, "PUT", "/citizen/v1/services/"+back.PublicID+"/preferences",
-		map[string]any{"is_inbox_enabled": true, "is_email_enabled": false, "is_webhook_enabled": true, "settings_version": version}, nil); code != http.StatusOK {
+		map[string]any{"is_inbox_enabled": true, "is_email_enabled": false, "is_webhook_enabled": true, "settings_version": e.prefVersion(fc)}, nil); code != http.StatusOK {
 		t.Fatalf("PUT preference: %d", code)
 	}
 	if got := listed(b.app("?filter=changed")); len(got) != 2 {

@@ -212,14 +212,9 @@ func TestAppPageAppliesStoredChoicesLikeASingleLookUp(t *testing.T) {
 	stale := e.service("Anagrafe", deliverytest.ServiceOpts{})
 	e.service("Scuola", deliverytest.ServiceOpts{})
 	fc := person(9)
-	b := e.browser()
-	b.post("/citizen/login", url.Values{"fiscal_code": {fc}})
-	b.post("/citizen/app/profile", url.Values{"mode": {"MANUAL"}, "is_inbox_enabled": {"on"}, "email": {""}})
+	b := e.citizen(fc, "MANUAL")
 	b.post("/citizen/app/services/"+on.PublicID, url.Values{"enable": {"1"}})
-	var version int
-	if err := e.db.R.Get(&version, `SELECT preferences_version FROM profiles WHERE fiscal_code = ?`, fc); err != nil {
-		t.Fatal(err)
-	}
+	version := e.prefVersion(fc)
 	e.db.W.MustExec(`INSERT INTO service_preferences (fiscal_code, service_id, is_inbox_enabled, is_email_enabled, is_webhook_enabled, settings_version, updated_at)
 		VALUES (?, ?, 1, 1, 1, ?, ?)`, fc, stale.ID, version-1, time.Now().UTC())
 	_, body := b.get("/citizen/app")
