@@ -259,6 +259,11 @@ func TestAppToggleReturnsToTheSamePage(t *testing.T) {
 	if !strings.HasPrefix(loc, "/citizen/app?filter=changed&saved=") {
 		t.Fatalf("filter not kept: %q", loc)
 	}
+	// A service that is not there (gone, or never was) gets the app's
+	// page saying so, not the API's JSON.
+	if code, body := b.post("/citizen/app/services/svc_gone", url.Values{"enable": {"1"}}); code != http.StatusNotFound || !strings.Contains(body, "<html") {
+		t.Errorf("unknown service: %d %.200s", code, body)
+	}
 	// Whatever the form says, the answer is a page of /citizen/app.
 	for _, v := range []url.Values{
 		{"q": {"//evil.example/"}, "page": {"https://evil.example"}},

@@ -300,8 +300,24 @@ func (a *API) appValidateEmail(w http.ResponseWriter, r *http.Request, fc string
 
 func (a *API) appToggleService(w http.ResponseWriter, r *http.Request, fc string) {
 	ctx := r.Context()
-	p, s, ok := a.prefContext(w, r, fc)
-	if !ok {
+	// The API's look-up, with the app's pages for its failures: a form
+	// answered with a JSON problem left the citizen on raw text.
+	p, err := loadProfile(ctx, a.db.R, fc)
+	if errors.Is(err, db.ErrNotFound) {
+		http.Redirect(w, r, "/citizen/app", http.StatusSeeOther) // the first visit's page creates it
+		return
+	}
+	if err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	s, err := a.serviceReaching(ctx, r.PathValue("sid"), fc)
+	if errors.Is(err, db.ErrNotFound) {
+		a.page(w, r, http.StatusNotFound, "notfound", webPage{FiscalCode: fiscalcode.Mask(fc)})
+		return
+	}
+	if err != nil {
+		a.serverError(w, r, err)
 		return
 	}
 	on := r.PostFormValue("enable") == "1" // parses the form
