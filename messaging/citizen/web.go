@@ -186,14 +186,14 @@ func (a *API) signedIn(f func(w http.ResponseWriter, r *http.Request, fc string)
 }
 
 func (a *API) loginPage(w http.ResponseWriter, r *http.Request) {
-	a.page(w, r, http.StatusOK, "login", webPage{Title: a.cat.T(lang(r), "citizen.web.login_title")})
+	a.page(w, r, http.StatusOK, "login", webPage{Title: a.cat.T(webLang(r), "citizen.web.login_title")})
 }
 
 func (a *API) login(w http.ResponseWriter, r *http.Request) {
 	fc := fiscalcode.Normalize(r.PostFormValue("fiscal_code"))
 	if !fiscalcode.ValidPerson(fc) {
-		a.page(w, r, http.StatusUnprocessableEntity, "login", webPage{Title: a.cat.T(lang(r), "citizen.web.login_title"),
-			Error: a.cat.T(lang(r), "citizen.field.fiscal_code"), Data: fc})
+		a.page(w, r, http.StatusUnprocessableEntity, "login", webPage{Title: a.cat.T(webLang(r), "citizen.web.login_title"),
+			Error: a.cat.T(webLang(r), "citizen.field.fiscal_code"), Data: fc})
 		return
 	}
 	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: IssueToken(a.cfg.TokenKey, fc, a.now()), Path: "/citizen/",
@@ -273,8 +273,8 @@ func (a *API) appSaveProfile(w http.ResponseWriter, r *http.Request, fc string) 
 		}{Mode: mode}
 	}
 	if bad := u.validate(); len(bad) > 0 {
-		a.page(w, r, http.StatusUnprocessableEntity, "app", webPage{Title: a.cat.T(lang(r), "citizen.web.profile_title"),
-			FiscalCode: fiscalcode.Mask(fc), Error: a.cat.T(lang(r), bad[sortedKeys(bad)[0]]), Data: map[string]any{"First": true}})
+		a.page(w, r, http.StatusUnprocessableEntity, "app", webPage{Title: a.cat.T(webLang(r), "citizen.web.profile_title"),
+			FiscalCode: fiscalcode.Mask(fc), Error: a.cat.T(webLang(r), bad[sortedKeys(bad)[0]]), Data: map[string]any{"First": true}})
 		return
 	}
 	if _, _, err := a.saveProfile(r.Context(), fc, u); err != nil && !errors.Is(err, errLegacyReturn) {
@@ -349,7 +349,7 @@ func (a *API) appInbox(w http.ResponseWriter, r *http.Request, fc string) {
 		a.serverError(w, r, err)
 		return
 	}
-	a.page(w, r, http.StatusOK, "inbox", webPage{Title: a.cat.T(lang(r), "citizen.web.inbox_title"), FiscalCode: fiscalcode.Mask(fc),
+	a.page(w, r, http.StatusOK, "inbox", webPage{Title: a.cat.T(webLang(r), "citizen.web.inbox_title"), FiscalCode: fiscalcode.Mask(fc),
 		Data: map[string]any{"Items": items, "Next": next, "Filter": filter}})
 }
 

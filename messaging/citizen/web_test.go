@@ -161,8 +161,15 @@ func TestWebLanguageSwitch(t *testing.T) {
 	if code != http.StatusSeeOther || !strings.HasPrefix(loc, "/citizen/login") {
 		t.Fatalf("switch: %d %q", code, loc)
 	}
-	if _, body = b.get("/citizen/login"); !strings.Contains(body, `<html lang="en">`) {
-		t.Fatal("login page still not in English after the switch")
+	if _, body = b.get("/citizen/login"); !strings.Contains(body, `<html lang="en">`) || !strings.Contains(body, "<title>Test sign-in") {
+		t.Fatal("login page (or its title) still not in English after the switch")
+	}
+	// The pages' titles and errors follow the switch too, not only the
+	// template's words (the title and the error came from the browser's
+	// language).
+	if _, body = b.post("/citizen/login", url.Values{"fiscal_code": {"NOTACODE"}}); !strings.Contains(body, "<title>Test sign-in") ||
+		!strings.Contains(body, "Invalid fiscal code.") {
+		t.Fatalf("refused sign-in in Italian after choosing English:\n%s", body)
 	}
 	for _, next := range []string{"//evil.example", "https://evil.example/", "/admin"} {
 		if _, loc := b.post("/citizen/lang", url.Values{"lang": {"it"}, "next": {next}}); !strings.HasPrefix(loc, "/citizen/app") {
